@@ -1,0 +1,41 @@
+# Two commands matter: `make run` and `make test`. Everything else is what they call.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SQUAD ?= ../shared/eval/squad2-dev-subset.json
+
+.PHONY: install run index serve test test-fast lint eval clean
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+index: install ## index seeds/ (skips unchanged files, so it is cheap when nothing changed)
+	$(BIN)/qa-service index seeds
+
+run: index ## set up, index seeds/ if needed, serve on http://127.0.0.1:8000
+	$(BIN)/qa-service serve --host 127.0.0.1 --port 8000
+
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not integration and not slow"
+
+lint: install
+	$(BIN)/ruff check qa_service tests
+	$(BIN)/ruff format --check qa_service tests
+	$(BIN)/mypy qa_service
+
+eval: install
+	$(BIN)/qa-service eval squad $(SQUAD) --json
+
+clean:
+	rm -rf $(VENV) index/store.sqlite* index/*.faiss* index/manifest.json

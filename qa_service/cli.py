@@ -1,0 +1,126 @@
+"""`qa-service` command line: index, ask, serve, eval. Translates to and from QAService."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from qa_service.errors import QAServiceError
+from qa_service.settings import Settings
+
+app = typer.Typer(help="Sentence-cited question answering over your documents.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate answer quality on public datasets.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+IndexDir = Annotated[Path | None, typer.Option("--index-dir", help="Index directory (default: QA_INDEX_DIR or ./index).")]
+
+
+def _settings(index_dir: Path | None = None) -> Settings:
+    settings = Settings()
+    return settings.model_copy(update={"index_dir": index_dir}) if index_dir else settings
+
+
+def _fail(exc: QAServiceError) -> typer.Exit:
+    typer.secho(f"Error: {exc}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: QA_SEEDS_DIR).")] = None,
+    index_dir: IndexDir = None,
+) -> None:
+    """Index files (.txt .md .html .pdf): new and changed ones are embedded, unchanged ones skipped,
+    and documents whose file disappeared from these paths removed."""
+    from rich.progress import Progress
+
+    from qa_service.service import QAService
+
+    settings = _settings(index_dir)
+    try:
+        service = QAService(settings)
+        with Progress(transient=True) as progress:
+            task = progress.add_task("Indexing", total=None)
+            report = service.index_paths(paths or [settings.seeds_dir],
+                                         on_progress=lambda done, total: progress.update(task, completed=done,
+                                                                                         total=total))
+    except QAServiceError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"Indexed into {settings.index_dir}: {report.added} added, {report.updated} updated, "
+               f"{report.unchanged} unchanged, {report.removed} removed, {report.sentences} sentences "
+               f"in {report.seconds:.1f}s.")
+    for failure in report.failed:
+        typer.secho(f"Skipped {failure}", err=True, fg=typer.colors.YELLOW)
+    if report.failed:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer contract as JSON.")] = False,
+    index_dir: IndexDir = None,
+) -> None:
+    """Answer a question from the index, citing the source sentences."""
+    from qa_service.service import QAService
+
+    settings = _settings(index_dir)
+    try:
+        answer = QAService(settings, create_index=False).ask(question)
+    except QAServiceError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        typer.echo(answer.model_dump_json(indent=2))
+        return
+    typer.echo(answer.answer)
+    for c in answer.citations:
+        typer.echo(f"  [{c.index}] {c.source} ({c.start}-{c.end}): {c.text}")
+    typer.echo(f"confidence: {answer.confidence:.2f}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default QA_HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default QA_PORT or 8000).")] = None,
+    index_dir: IndexDir = None,
+) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    from qa_service.api.app import create_app
+
+    settings = _settings(index_dir)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+
+
+@eval_app.command("squad")
+def eval_squad(
+    file: Annotated[Path, typer.Argument(help="SQuAD (2.0) JSON file.", exists=True, dir_okay=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
+) -> None:
+    """Index the file's paragraphs into a temporary index and measure sentence-level answer quality."""
+    from qa_service.evaluation.squad import evaluate_squad
+
+    try:
+        metrics = evaluate_squad(file, Settings(), limit=limit)
+    except QAServiceError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+    else:
+        for key, value in metrics.items():
+            typer.echo(f"{key:28} {value}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

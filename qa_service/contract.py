@@ -1,0 +1,32 @@
+"""The answer contract shared by every channel (HTTP, widget, Slack, CLI --json)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Citation(BaseModel):
+    index: int = Field(..., ge=1, description="1-based; the [n] marker used in the answer.")
+    document_id: str = Field(..., description="Stable id of the source document.")
+    source: str = Field(..., description="Source name (file path relative to the indexed folder, or title).")
+    text: str = Field(..., description="The exact cited sentence: document text[start:end].")
+    start: int = Field(..., ge=0, description="Character offset of the sentence in the document text.")
+    end: int = Field(..., ge=0, description="End offset (exclusive).")
+    score: float = Field(..., description="Ranking score of the sentence (higher is better).")
+
+
+class Answer(BaseModel):
+    answer: str = Field(..., description="Answer built from the cited sentences, with [n] markers.")
+    abstained: bool = Field(..., description="True when the documents do not support an answer.")
+    confidence: float = Field(..., ge=0.0, le=1.0, description="Estimated probability the answer is supported.")
+    citations: list[Citation] = Field(default_factory=list)
+
+
+class Turn(BaseModel):
+    """One message of a conversation; assistant turns carry their answer."""
+
+    role: Literal["user", "assistant"]
+    content: str
+    answer: Answer | None = None

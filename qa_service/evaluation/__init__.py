@@ -1,0 +1,1 @@
+"""Offline evaluation against public QA datasets."""

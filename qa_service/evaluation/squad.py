@@ -1,0 +1,107 @@
+"""SQuAD 2.0 evaluation: index the paragraphs as documents, ask every question against the corpus."""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa_service.errors import InvalidInputError
+from qa_service.service import QAService, TextSource
+from qa_service.settings import Settings
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's official normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def contains_answer(sentence: str, answers: list[str]) -> bool:
+    normalized = normalize_answer(sentence)
+    return any(normalize_answer(a) and normalize_answer(a) in normalized for a in answers)
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    text: str
+    answers: list[str]
+    impossible: bool
+    source: str
+
+
+def load_squad(path: Path) -> tuple[list[TextSource], list[Question]]:
+    """Paragraphs as documents (article title as source) and every question with its article."""
+    try:
+        data = json.loads(path.read_text())["data"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise InvalidInputError(f"{path} is not a SQuAD JSON file ({exc.__class__.__name__}).") from exc
+    documents, questions = [], []
+    for article in data:
+        title = article["title"].replace("_", " ")
+        for n, paragraph in enumerate(article["paragraphs"]):
+            documents.append(TextSource(source=title, text=paragraph["context"], origin=f"squad:{title}:{n}",
+                                        meta={"title": title}))
+            for qa in paragraph["qas"]:
+                questions.append(Question(qa["id"], qa["question"], [a["text"] for a in qa["answers"]],
+                                          bool(qa.get("is_impossible", False)), title))
+    return documents, questions
+
+
+def evaluate_squad(path: Path, settings: Settings, limit: int | None = None) -> dict[str, Any]:
+    documents, questions = load_squad(path)
+    if limit is not None:
+        questions = questions[:limit]
+    with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
+        service = QAService(settings.model_copy(update={"index_dir": Path(tmp)}))
+        service.warm_up()
+        report = service.index_texts(documents)
+        hits1 = hits3 = answerable = answered = unanswerable = abstained_unanswerable = abstained_offtopic = 0
+        latencies = []
+        for question in questions:
+            started = time.perf_counter()
+            detailed = service.ask_detailed(question.text)
+            latencies.append((time.perf_counter() - started) * 1000)
+            if question.impossible:
+                unanswerable += 1
+                abstained_unanswerable += detailed.answer.abstained
+                continue
+            answerable += 1
+            answered += not detailed.answer.abstained
+            top = [d.content or "" for d in detailed.ranked[:3]]
+            hits1 += bool(top) and contains_answer(top[0], question.answers)
+            hits3 += any(contains_answer(s, question.answers) for s in top)
+            # The same question against the corpus without its own article: the documents do not hold it.
+            offtopic = {"field": "meta.source", "operator": "!=", "value": question.source}
+            abstained_offtopic += service.ask(question.text, filters=offtopic).abstained
+        service.store.db.close()
+
+    def rate(n: int, d: int) -> float:
+        return round(n / d, 4) if d else 0.0
+
+    return {
+        "questions": len(questions),
+        "answerable": answerable,
+        "unanswerable": unanswerable,
+        "documents": len(documents),
+        "sentences": report.sentences,
+        "top1_sentence_hit": rate(hits1, answerable),
+        "top3_sentence_hit": rate(hits3, answerable),
+        "answered_rate_answerable": rate(answered, answerable),
+        "abstain_rate_unanswerable": rate(abstained_unanswerable, unanswerable),
+        "abstain_rate_offtopic": rate(abstained_offtopic, answerable),
+        "p50_ms": round(float(np.percentile(latencies, 50)), 2) if latencies else 0.0,
+        "p95_ms": round(float(np.percentile(latencies, 95)), 2) if latencies else 0.0,
+        "index_seconds": round(report.seconds, 2),
+        "model": settings.embedding_model,
+    }

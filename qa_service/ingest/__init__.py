@@ -1,0 +1,1 @@
+"""Turning files into source documents, sentences and passages."""

@@ -1,0 +1,1 @@
+"""Haystack components and the functions that build the indexing and query pipelines."""

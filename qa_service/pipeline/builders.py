@@ -1,0 +1,63 @@
+"""Plain functions that build the store and the Haystack pipelines from settings."""
+
+from __future__ import annotations
+
+from haystack import Pipeline
+from haystack.components.joiners import DocumentJoiner
+
+from qa_service.encoders import get_encoder
+from qa_service.ingest.splitter import SentenceSplitter
+from qa_service.pipeline.answer import AnswerBuilder
+from qa_service.pipeline.embedders import DocumentEmbedder, QueryEmbedder
+from qa_service.pipeline.ranker import SentenceRanker
+from qa_service.pipeline.retrievers import DenseSentenceRetriever, KeywordSentenceRetriever, PassageSentenceRetriever
+from qa_service.settings import Settings
+from qa_service.store.document_store import FaissSQLiteDocumentStore
+
+
+def open_store(settings: Settings, create: bool = True) -> FaissSQLiteDocumentStore:
+    """Open (or create) the index; the model is loaded to learn its dimension."""
+    encoder = get_encoder(settings.embedding_model, settings.device)
+    return FaissSQLiteDocumentStore(
+        index_dir=str(settings.index_dir), model=settings.embedding_model, dimension=encoder.dimension,
+        faiss_index=settings.faiss_index, nprobe=settings.faiss_nprobe, ef_search=settings.faiss_ef_search,
+        create=create,
+    )
+
+
+def build_indexing_pipeline(settings: Settings) -> Pipeline:
+    """documents -> sentences + passages (with offsets) -> embeddings."""
+    pipeline = Pipeline()
+    pipeline.add_component("splitter", SentenceSplitter(passage_max_words=settings.passage_max_words))
+    for name in ("sentence_embedder", "passage_embedder"):
+        pipeline.add_component(name, DocumentEmbedder(model=settings.embedding_model, device=settings.device,
+                                                      batch_size=settings.embed_batch_size))
+    pipeline.connect("splitter.sentences", "sentence_embedder.documents")
+    pipeline.connect("splitter.passages", "passage_embedder.documents")
+    return pipeline
+
+
+def build_query_pipeline(settings: Settings, store: FaissSQLiteDocumentStore) -> Pipeline:
+    """query -> (dense sentences | BM25 sentences | passage sentences) -> join -> rank -> answer."""
+    k = settings.sentence_candidates
+    pipeline = Pipeline()
+    pipeline.add_component("query_embedder", QueryEmbedder(model=settings.embedding_model, device=settings.device))
+    pipeline.add_component("dense", DenseSentenceRetriever(store, top_k=k))
+    pipeline.add_component("keyword", KeywordSentenceRetriever(store, top_k=k))
+    pipeline.add_component("passages", PassageSentenceRetriever(store, top_k=settings.passage_candidates))
+    pipeline.add_component("joiner", DocumentJoiner(join_mode="concatenate"))
+    pipeline.add_component("ranker", SentenceRanker(
+        store, model=settings.embedding_model, device=settings.device, weights=settings.weights.model_dump(),
+        token_cache_size=settings.token_cache_size))
+    pipeline.add_component("answer_builder", AnswerBuilder(
+        max_citations=settings.max_citations, citation_margin=settings.citation_margin,
+        abstention=settings.abstention.model_dump()))
+    pipeline.connect("query_embedder.embedding", "dense.query_embedding")
+    pipeline.connect("query_embedder.embedding", "passages.query_embedding")
+    pipeline.connect("query_embedder.embedding", "ranker.query_embedding")
+    pipeline.connect("query_embedder.tokens", "ranker.query_tokens")
+    for name in ("dense", "keyword", "passages"):
+        pipeline.connect(f"{name}.documents", "joiner.documents")
+    pipeline.connect("joiner.documents", "ranker.documents")
+    pipeline.connect("ranker.documents", "answer_builder.documents")
+    return pipeline

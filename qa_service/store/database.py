@@ -1,0 +1,194 @@
+"""SQLite side of the index: documents, passages, sentences (with embeddings) and FTS5 tables."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    text TEXT NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}',
+    indexed_at REAL NOT NULL,
+    sentence_count INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_origin ON documents(origin);
+CREATE TABLE IF NOT EXISTS passages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    document_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    passage_index INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    embedding BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS passages_document ON passages(document_id);
+CREATE TABLE IF NOT EXISTS sentences (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    document_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    passage_id INTEGER NOT NULL REFERENCES passages(id) ON DELETE CASCADE,
+    sentence_index INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    embedding BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sentences_document ON sentences(document_id);
+CREATE TABLE IF NOT EXISTS term_df (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;
+CREATE VIRTUAL TABLE IF NOT EXISTS sentences_fts USING fts5(text, tokenize='porter unicode61');
+CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(text, tokenize='porter unicode61');
+"""
+
+_FTS_STOPWORDS = frozenset(
+    "a an and are as at be been by did do does for from had has have he her his how i in is it its of on or "
+    "she that the their them they this to was were what when where which who whom whose why will with".split()
+)
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def fts_query(text: str) -> str | None:
+    """An OR query of the text's content words, each quoted (no FTS syntax injection)."""
+    words = [w for w in dict.fromkeys(_WORD.findall(text.lower())) if w not in _FTS_STOPWORDS]
+    return " OR ".join(f'"{w}"' for w in words) if words else None
+
+
+class Database:
+    """One connection per thread (WAL: readers never block on the writer)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self.write_lock = threading.RLock()
+        with self.connection() as conn:
+            conn.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; rolled back on any exception (or by SQLite after a crash)."""
+        with self.write_lock, self.connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # --- meta -----------------------------------------------------------------------------------
+    def read_meta(self) -> dict[str, str]:
+        with self.connection() as conn:
+            return {row["key"]: row["value"] for row in conn.execute("SELECT key, value FROM meta")}
+
+    @staticmethod
+    def read_value(conn: sqlite3.Connection, key: str) -> str:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return str(row[0])
+
+    @staticmethod
+    def write_meta(conn: sqlite3.Connection, values: dict[str, str]) -> None:
+        conn.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            list(values.items()),
+        )
+
+    # --- reads ----------------------------------------------------------------------------------
+    def query(self, sql: str, params: tuple | list = ()) -> list[sqlite3.Row]:  # type: ignore[type-arg]
+        with self.connection() as conn:
+            return list(conn.execute(sql, params))
+
+    def sentences_by_ids(self, ids: list[int]) -> list[sqlite3.Row]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        return self.query(
+            f"SELECT s.id, s.document_id, s.passage_id, s.sentence_index, s.start, s.\"end\", s.text, "
+            f"s.embedding, d.source FROM sentences s JOIN documents d ON d.id = s.document_id "
+            f"WHERE s.id IN ({marks})",
+            ids,
+        )
+
+    def passage_embeddings(self, ids: list[int]) -> dict[int, bytes]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.query(f"SELECT id, embedding FROM passages WHERE id IN ({marks})", ids)
+        return {row["id"]: row["embedding"] for row in rows}
+
+    def keyword_search(
+        self, table: str, text: str, limit: int, restrict: list[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """BM25 over `sentences_fts` or `passages_fts`; returns (rowid, score) with higher = better."""
+        if table not in ("sentences_fts", "passages_fts"):
+            raise ValueError(table)
+        match = fts_query(text)
+        if match is None:
+            return []
+        sql = f"SELECT rowid, bm25({table}) AS score FROM {table} WHERE {table} MATCH ?"
+        params: list[object] = [match]
+        if restrict is not None:
+            if not restrict:
+                return []
+            sql += f" AND rowid IN ({','.join('?' * len(restrict))})"
+            params.extend(restrict)
+        sql += " ORDER BY score LIMIT ?"
+        params.append(limit)
+        return [(int(row["rowid"]), -float(row["score"])) for row in self.query(sql, params)]
+
+    def term_frequencies(self, terms: list[str]) -> tuple[dict[str, int], int]:
+        """Sentence frequency of each term, and the number of sentences."""
+        total = int(self.query("SELECT COUNT(*) AS n FROM sentences")[0]["n"])
+        if not terms:
+            return {}, total
+        marks = ",".join("?" * len(terms))
+        rows = self.query(f"SELECT term, df FROM term_df WHERE term IN ({marks})", terms)
+        return {row["term"]: int(row["df"]) for row in rows}, total
+
+    @staticmethod
+    def count_terms(conn: sqlite3.Connection, texts: list[str], delta: int) -> None:
+        """Maintain sentence frequencies of content terms (used for IDF-weighted coverage)."""
+        from qa_service.lexical import content_terms
+
+        counts: dict[str, int] = {}
+        for text in texts:
+            for term in content_terms(text):
+                counts[term] = counts.get(term, 0) + delta
+        conn.executemany(
+            "INSERT INTO term_df(term, df) VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = df + excluded.df",
+            list(counts.items()),
+        )
+        if delta < 0:
+            conn.execute("DELETE FROM term_df WHERE df <= 0")

@@ -1,0 +1,437 @@
+"""FAISS (vectors) + SQLite (documents, metadata, FTS5) as one Haystack DocumentStore.
+
+Durability: every change is one SQLite transaction. New FAISS files are written under the next
+generation number *before* the transaction commits the generation pointer, so a crash at any point
+leaves the previous generation loadable; stray files of an uncommitted generation are removed on open.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from haystack import Document, default_from_dict, default_to_dict
+from haystack.document_stores.errors import DuplicateDocumentError
+from haystack.document_stores.types import DuplicatePolicy
+
+from qa_service.errors import IndexMismatchError, IndexNotFoundError, InvalidInputError
+from qa_service.ingest.sources import content_hash
+from qa_service.store.database import SCHEMA_VERSION, Database
+from qa_service.store.failpoints import failpoint
+from qa_service.store.filters import to_sql
+from qa_service.store.manifest import Manifest, corpus_hash
+from qa_service.store.records import ApplyResult, SourceDocument, StoredDocument
+from qa_service.store.vectors import VectorIndex, fsync_dir
+
+logger = logging.getLogger(__name__)
+
+DB_FILE = "store.sqlite"
+_GENERATION_FILE = re.compile(r"^(sentences|passages)-(\d+)\.faiss")
+_SENTENCE_ID = re.compile(r"^(?P<doc>.+):s(?P<k>\d+)$")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    generation: int
+    sentences: VectorIndex
+    passages: VectorIndex
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+
+
+def unblob(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.float32)
+
+
+class FaissSQLiteDocumentStore:
+    """Sentence-level Haystack DocumentStore persisted under one directory."""
+
+    def __init__(
+        self,
+        index_dir: str,
+        model: str,
+        dimension: int,
+        faiss_index: str = "Flat",
+        nprobe: int = 16,
+        ef_search: int = 64,
+        create: bool = True,
+    ) -> None:
+        self.index_dir = Path(index_dir)
+        self.model, self.dimension, self.faiss_index = model, dimension, faiss_index
+        self.nprobe, self.ef_search, self.create = nprobe, ef_search, create
+        db_path = self.index_dir / DB_FILE
+        if not db_path.exists():
+            if not create:
+                raise IndexNotFoundError(f"No index in {self.index_dir}; run `qa-service index PATH` first.")
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(db_path)
+        self._snapshot = self._open()
+
+    # --- opening -------------------------------------------------------------------------------
+    def _open(self) -> Snapshot:
+        meta = self.db.read_meta()
+        if not meta:
+            now = str(time.time())
+            with self.db.transaction() as conn:
+                Database.write_meta(conn, {
+                    "schema_version": SCHEMA_VERSION, "model": self.model, "dimension": str(self.dimension),
+                    "faiss_index": self.faiss_index, "generation": "0", "created_at": now, "updated_at": now,
+                })
+            snapshot = self._empty_snapshot(0)
+        else:
+            if meta.get("schema_version") != SCHEMA_VERSION:
+                raise IndexMismatchError(
+                    f"The index in {self.index_dir} has schema {meta.get('schema_version')!r}; this version "
+                    f"reads {SCHEMA_VERSION!r}. Re-index into an empty directory."
+                )
+            self._manifest_from(meta).check_compatible(self.model, self.dimension, self.index_dir)
+            snapshot = self._load_generation(int(meta["generation"]), meta["faiss_index"])
+            if meta["faiss_index"] != self.faiss_index:
+                logger.info("Rebuilding vectors as %s (was %s)", self.faiss_index, meta["faiss_index"])
+                self._snapshot = snapshot
+                self.apply([], [], rebuild=True)
+                snapshot = self._snapshot
+        self._snapshot = snapshot
+        self._cleanup(snapshot.generation)
+        self.manifest().write(self.index_dir)
+        return snapshot
+
+    def _empty_snapshot(self, generation: int) -> Snapshot:
+        sentences = VectorIndex.create(self.faiss_index, self.dimension)
+        passages = VectorIndex.create(self.faiss_index, self.dimension)
+        return Snapshot(generation, sentences, passages)
+
+    def _paths(self, generation: int) -> tuple[Path, Path]:
+        return (self.index_dir / f"sentences-{generation}.faiss", self.index_dir / f"passages-{generation}.faiss")
+
+    def _load_generation(self, generation: int, spec: str) -> Snapshot:
+        if generation == 0:
+            snapshot = self._empty_snapshot(0)
+        else:
+            s_path, p_path = self._paths(generation)
+            if not s_path.exists() or not p_path.exists():
+                raise IndexMismatchError(
+                    f"The index in {self.index_dir} is missing its vector files for generation {generation}; "
+                    "re-index into an empty directory."
+                )
+            snapshot = Snapshot(generation, VectorIndex.load(s_path, spec), VectorIndex.load(p_path, spec))
+        counts = self.db.query("SELECT (SELECT COUNT(*) FROM sentences) AS s, (SELECT COUNT(*) FROM passages) AS p")[0]
+        if snapshot.sentences.size != counts["s"] or snapshot.passages.size != counts["p"]:
+            raise IndexMismatchError(
+                f"The index in {self.index_dir} is inconsistent ({snapshot.sentences.size} vectors for "
+                f"{counts['s']} sentences); re-index into an empty directory."
+            )
+        for index in (snapshot.sentences, snapshot.passages):
+            index.set_search_params(self.nprobe, self.ef_search)
+        return snapshot
+
+    def _cleanup(self, keep: int) -> None:
+        for path in self.index_dir.iterdir():
+            match = _GENERATION_FILE.match(path.name)
+            if match and int(match.group(2)) != keep:
+                path.unlink(missing_ok=True)
+
+    def refresh(self) -> Snapshot:
+        """Pick up a generation committed by another process (e.g. the CLI indexer)."""
+        row = self.db.query("SELECT value FROM meta WHERE key = 'generation'")
+        generation = int(row[0]["value"]) if row else 0
+        snapshot = self._snapshot
+        if generation != snapshot.generation:
+            with self.db.write_lock:
+                if generation != self._snapshot.generation:
+                    self._snapshot = self._load_generation(generation, self.faiss_index)
+            snapshot = self._snapshot
+        return snapshot
+
+    # --- manifest --------------------------------------------------------------------------------
+    def _manifest_from(self, meta: dict[str, str]) -> Manifest:
+        counts = self.db.query(
+            "SELECT (SELECT COUNT(*) FROM documents) AS d, (SELECT COUNT(*) FROM sentences) AS s, "
+            "(SELECT COUNT(*) FROM passages) AS p"
+        )[0]
+        hashes = [row["content_hash"] for row in self.db.query("SELECT content_hash FROM documents")]
+        return Manifest(
+            schema_version=meta["schema_version"], model=meta["model"], dimension=int(meta["dimension"]),
+            faiss_index=meta["faiss_index"], generation=int(meta["generation"]), documents=counts["d"],
+            sentences=counts["s"], passages=counts["p"], corpus_hash=corpus_hash(hashes),
+            created_at=float(meta["created_at"]), updated_at=float(meta["updated_at"]),
+        )
+
+    def manifest(self) -> Manifest:
+        return self._manifest_from(self.db.read_meta())
+
+    # --- writing ---------------------------------------------------------------------------------
+    def apply(
+        self,
+        upserts: list[SourceDocument],
+        deletes: list[str],
+        sentence_deletes: list[int] | None = None,
+        rebuild: bool = False,
+    ) -> ApplyResult:
+        """Replace/insert `upserts` and delete `deletes` (document ids) as one atomic generation."""
+        for doc in upserts:
+            self._validate(doc)
+        with self.db.transaction() as conn:
+            current = int(Database.read_value(conn, "generation"))
+            if current != self._snapshot.generation:  # another process committed since we loaded
+                self._snapshot = self._load_generation(current, self.faiss_index)
+            sentences, passages = self._snapshot.sentences.copy(), self._snapshot.passages.copy()
+            gone_s, gone_p = list(sentence_deletes or []), []
+            targets = list(dict.fromkeys([*deletes, *(d.id for d in upserts)]))
+            for doc_id in targets:
+                gone_s += [r[0] for r in conn.execute("SELECT id FROM sentences WHERE document_id = ?", (doc_id,))]
+                gone_p += [r[0] for r in conn.execute("SELECT id FROM passages WHERE document_id = ?", (doc_id,))]
+            gone_s = list(dict.fromkeys(gone_s))
+            self._delete_rows(conn, gone_s, gone_p)
+            deleted = [d for d in targets if conn.execute("DELETE FROM documents WHERE id = ?", (d,)).rowcount
+                       and d in deletes]
+            failpoint("mid_write")
+            new_s, new_p = self._insert(conn, upserts)
+            sentences.remove(np.array(gone_s, dtype=np.int64))
+            passages.remove(np.array(gone_p, dtype=np.int64))
+            if rebuild or _needs_compaction(sentences) or _needs_compaction(passages):
+                sentences, passages = self._rebuild(conn)
+            else:
+                sentences.add(*new_s)
+                passages.add(*new_p)
+            generation = current + 1
+            for index, path in zip((sentences, passages), self._paths(generation), strict=True):
+                index.save(path)
+                index.set_search_params(self.nprobe, self.ef_search)
+            fsync_dir(self.index_dir)
+            failpoint("before_commit")
+            Database.write_meta(conn, {"generation": str(generation), "updated_at": str(time.time()),
+                                       "faiss_index": self.faiss_index})
+        self._snapshot = Snapshot(generation, sentences, passages)
+        failpoint("after_commit")
+        self.manifest().write(self.index_dir)
+        self._cleanup(generation)
+        return ApplyResult(generation, [d.id for d in upserts], deleted)
+
+    def _validate(self, doc: SourceDocument) -> None:
+        for start, end, _ in doc.sentences:
+            if not (0 <= start < end <= len(doc.text)):
+                raise InvalidInputError(f"Sentence offsets ({start}, {end}) out of range in {doc.source!r}.")
+        for matrix, n in ((doc.sentence_embeddings, len(doc.sentences)), (doc.passage_embeddings, len(doc.passages))):
+            if matrix.shape != (n, self.dimension):
+                raise IndexMismatchError(
+                    f"Embeddings of shape {matrix.shape} for {doc.source!r}; the index expects dimension "
+                    f"{self.dimension}."
+                )
+
+    @staticmethod
+    def _delete_rows(conn: sqlite3.Connection, sentence_ids: list[int], passage_ids: list[int]) -> None:
+        texts = [r[0] for i in sentence_ids for r in conn.execute("SELECT text FROM sentences WHERE id = ?", (i,))]
+        Database.count_terms(conn, texts, -1)
+        conn.executemany("DELETE FROM sentences_fts WHERE rowid = ?", [(i,) for i in sentence_ids])
+        conn.executemany("DELETE FROM sentences WHERE id = ?", [(i,) for i in sentence_ids])
+        conn.executemany("DELETE FROM passages_fts WHERE rowid = ?", [(i,) for i in passage_ids])
+
+    @staticmethod
+    def _insert(
+        conn: sqlite3.Connection, upserts: list[SourceDocument]
+    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        s_ids: list[int] = []
+        p_ids: list[int] = []
+        s_vecs: list[np.ndarray] = []
+        p_vecs: list[np.ndarray] = []
+        now = time.time()
+        for doc in upserts:
+            conn.execute(
+                "INSERT INTO documents(id, source, origin, content_hash, text, meta, indexed_at, sentence_count) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (doc.id, doc.source, doc.origin, doc.content_hash, doc.text, json.dumps(doc.meta), now,
+                 len(doc.sentences)),
+            )
+            passage_rows = []
+            for k, (start, end) in enumerate(doc.passages):
+                cur = conn.execute(
+                    'INSERT INTO passages(document_id, passage_index, start, "end", embedding) VALUES (?, ?, ?, ?, ?)',
+                    (doc.id, k, start, end, _blob(doc.passage_embeddings[k])),
+                )
+                row_id = int(cur.lastrowid or 0)
+                passage_rows.append(row_id)
+                conn.execute("INSERT INTO passages_fts(rowid, text) VALUES (?, ?)",
+                             (row_id, f"{doc.source}\n{doc.text[start:end]}"))
+            p_ids += passage_rows
+            p_vecs.append(doc.passage_embeddings)
+            for k, (start, end, passage) in enumerate(doc.sentences):
+                text = doc.text[start:end]
+                cur = conn.execute(
+                    'INSERT INTO sentences(document_id, passage_id, sentence_index, start, "end", text, embedding) '
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (doc.id, passage_rows[passage], k, start, end, text, _blob(doc.sentence_embeddings[k])),
+                )
+                row_id = int(cur.lastrowid or 0)
+                s_ids.append(row_id)
+                conn.execute("INSERT INTO sentences_fts(rowid, text) VALUES (?, ?)", (row_id, text))
+            s_vecs.append(doc.sentence_embeddings)
+            Database.count_terms(conn, [doc.text[a:b] for a, b, _ in doc.sentences], +1)
+        return _stack(s_ids, s_vecs), _stack(p_ids, p_vecs)
+
+    def _rebuild(self, conn: sqlite3.Connection) -> tuple[VectorIndex, VectorIndex]:
+        built = []
+        for table in ("sentences", "passages"):
+            index = VectorIndex.create(self.faiss_index, self.dimension)
+            rows = list(conn.execute(f"SELECT id, embedding FROM {table} ORDER BY id"))
+            ids = [r[0] for r in rows]
+            index.add(*_stack(ids, [np.stack([unblob(r[1]) for r in rows])] if rows else []))
+            built.append(index)
+        return built[0], built[1]
+
+    # --- reading ---------------------------------------------------------------------------------
+    def dense_sentences(self, query: np.ndarray, k: int, filters: dict[str, Any] | None = None) -> list[tuple[int, float]]:
+        if filters:
+            return self._filtered_dense(query, k, filters)
+        return self.refresh().sentences.search(query, k)
+
+    def dense_passages(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        return self.refresh().passages.search(query, k)
+
+    def _filtered_dense(self, query: np.ndarray, k: int, filters: dict[str, Any]) -> list[tuple[int, float]]:
+        """Exact search over the rows the filter admits (filtering happens before ranking)."""
+        where, params = to_sql(filters)
+        rows = self.db.query(
+            f"SELECT s.id, s.embedding FROM sentences s JOIN documents d ON d.id = s.document_id WHERE {where}",
+            params,
+        )
+        if not rows:
+            return []
+        matrix = np.stack([unblob(r["embedding"]) for r in rows])
+        scores = matrix @ query.astype(np.float32)
+        order = np.argsort(-scores)[:k]
+        return [(int(rows[i]["id"]), float(scores[i])) for i in order]
+
+    def allowed_sentence_ids(self, filters: dict[str, Any]) -> list[int]:
+        where, params = to_sql(filters)
+        sql = f"SELECT s.id FROM sentences s JOIN documents d ON d.id = s.document_id WHERE {where}"
+        return [int(r["id"]) for r in self.db.query(sql, params)]
+
+    def keyword_sentences(self, text: str, k: int, restrict: list[int] | None = None) -> list[tuple[int, float]]:
+        return self.db.keyword_search("sentences_fts", text, k, restrict)
+
+    def keyword_passages(self, text: str, k: int, restrict: list[int] | None = None) -> list[tuple[int, float]]:
+        return self.db.keyword_search("passages_fts", text, k, restrict)
+
+    def sentence_rows(self, ids: list[int]) -> list[sqlite3.Row]:
+        return self.db.sentences_by_ids(ids)
+
+    def passage_vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
+        return {k: unblob(v) for k, v in self.db.passage_embeddings(ids).items()}
+
+    def documents_under(self, scopes: list[str]) -> dict[str, StoredDocument]:
+        """Stored documents whose origin is one of `scopes` or lies under one of them, by origin."""
+        found = {}
+        for doc in self.list_documents():
+            if any(doc.origin == s or doc.origin.startswith(s.rstrip("/") + "/") for s in scopes):
+                found[doc.origin] = doc
+        return found
+
+    def list_documents(self) -> list[StoredDocument]:
+        rows = self.db.query(
+            "SELECT id, source, origin, content_hash, indexed_at, sentence_count, meta FROM documents ORDER BY source"
+        )
+        return [StoredDocument(r["id"], r["source"], r["origin"], r["content_hash"], r["indexed_at"],
+                               r["sentence_count"], json.loads(r["meta"])) for r in rows]
+
+    def document_text(self, document_id: str) -> str | None:
+        rows = self.db.query("SELECT text FROM documents WHERE id = ?", (document_id,))
+        return rows[0]["text"] if rows else None
+
+    # --- Haystack DocumentStore protocol -----------------------------------------------------------
+    def count_documents(self) -> int:
+        return int(self.db.query("SELECT COUNT(*) AS n FROM sentences")[0]["n"])
+
+    def filter_documents(self, filters: dict[str, Any] | None = None) -> list[Document]:
+        where, params = to_sql(filters) if filters else ("1", [])
+        rows = self.db.query(
+            'SELECT s.id, s.document_id, s.passage_id, s.sentence_index, s.start, s."end", s.text, s.embedding, '
+            f"d.source FROM sentences s JOIN documents d ON d.id = s.document_id WHERE {where} "
+            "ORDER BY s.document_id, s.sentence_index",
+            params,
+        )
+        return [row_to_document(r, with_embedding=True) for r in rows]
+
+    def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
+        """Write embedded sentence Documents. Sentences sharing `meta["document_id"]` form one source
+        document (joined by newlines); `policy` applies per source document."""
+        groups: dict[str, list[Document]] = {}
+        for doc in documents:
+            if doc.embedding is None or not doc.content:
+                raise InvalidInputError(f"Document {doc.id!r} needs content and an embedding.")
+            groups.setdefault(str(doc.meta.get("document_id", doc.id)), []).append(doc)
+        existing = {d.id for d in self.list_documents()}
+        upserts = []
+        for doc_id, docs in groups.items():
+            if doc_id in existing and policy in (DuplicatePolicy.NONE, DuplicatePolicy.FAIL):
+                raise DuplicateDocumentError(f"Document {doc_id!r} already exists.")
+            if doc_id in existing and policy == DuplicatePolicy.SKIP:
+                continue
+            upserts.append(_source_from_sentences(doc_id, docs))
+        self.apply(upserts, [])
+        return sum(len(d.sentences) for d in upserts)
+
+    def delete_documents(self, document_ids: list[str]) -> None:
+        """Accepts source document ids and sentence ids (`<document_id>:s<k>`)."""
+        sentence_rows: list[int] = []
+        docs: list[str] = []
+        for ident in document_ids:
+            match = _SENTENCE_ID.match(ident)
+            if match:
+                sentence_rows += [int(r["id"]) for r in self.db.query(
+                    "SELECT id FROM sentences WHERE document_id = ? AND sentence_index = ?",
+                    (match.group("doc"), int(match.group("k"))))]
+            else:
+                docs.append(ident)
+        self.apply([], docs, sentence_deletes=sentence_rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return default_to_dict(self, index_dir=str(self.index_dir), model=self.model, dimension=self.dimension,
+                               faiss_index=self.faiss_index, nprobe=self.nprobe, ef_search=self.ef_search,
+                               create=self.create)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FaissSQLiteDocumentStore:
+        return default_from_dict(cls, data)
+
+
+def row_to_document(row: sqlite3.Row, score: float | None = None, with_embedding: bool = False) -> Document:
+    meta = {"document_id": row["document_id"], "source": row["source"], "start": row["start"],
+            "end": row["end"], "sentence_index": row["sentence_index"], "passage_id": row["passage_id"],
+            "row_id": row["id"]}
+    embedding = unblob(row["embedding"]).tolist() if with_embedding else None
+    return Document(id=f"{row['document_id']}:s{row['sentence_index']}", content=row["text"], meta=meta,
+                    score=score, embedding=embedding)
+
+
+def _stack(ids: list[int], vectors: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    matrix = np.concatenate(vectors) if vectors else np.zeros((0, 1), dtype=np.float32)
+    return np.array(ids, dtype=np.int64), matrix
+
+
+def _needs_compaction(index: VectorIndex) -> bool:
+    return len(index.tombstones) > max(1000, index.index.ntotal // 4)
+
+
+def _source_from_sentences(doc_id: str, docs: list[Document]) -> SourceDocument:
+    text, spans, pos = "", [], 0
+    for doc in docs:
+        content = doc.content or ""
+        spans.append((pos, pos + len(content), len(spans)))
+        text += content + "\n"
+        pos = len(text)
+    vectors = np.array([d.embedding for d in docs], dtype=np.float32)
+    return SourceDocument(
+        id=doc_id, source=str(docs[0].meta.get("source", doc_id)), origin=f"haystack:{doc_id}", text=text,
+        content_hash=content_hash(text), sentences=spans, sentence_embeddings=vectors,
+        passages=[(s, e) for s, e, _ in spans], passage_embeddings=vectors,
+    )

@@ -1,0 +1,133 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+from haystack import Document
+from haystack.document_stores.errors import DuplicateDocumentError
+from haystack.document_stores.types import DuplicatePolicy
+
+from qa_service.encoders import HashingEncoder
+from qa_service.errors import IndexMismatchError, IndexNotFoundError, InvalidInputError
+from qa_service.store.document_store import FaissSQLiteDocumentStore
+from qa_service.store.records import SourceDocument
+
+ENC = HashingEncoder(16)
+
+
+def source(doc_id: str, sentences: list[str]) -> SourceDocument:
+    text = " ".join(sentences)
+    spans, pos = [], 0
+    for s in sentences:
+        start = text.index(s, pos)
+        spans.append((start, start + len(s), 0))
+        pos = start + len(s)
+    return SourceDocument(
+        id=doc_id, source=f"{doc_id}.txt", origin=f"/docs/{doc_id}.txt", text=text, content_hash=doc_id,
+        sentences=spans, sentence_embeddings=ENC.embed(sentences), passages=[(0, len(text))],
+        passage_embeddings=ENC.embed([text]),
+    )
+
+
+def open_store(path: Path, spec: str = "Flat", **kw: object) -> FaissSQLiteDocumentStore:
+    return FaissSQLiteDocumentStore(str(path), model="hash:16", dimension=16, faiss_index=spec, **kw)  # type: ignore[arg-type]
+
+
+def test_write_reopen_search_and_manifest(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.apply([source("a", ["Otters hold hands.", "They sleep on water."]), source("b", ["Cats purr loudly."])], [])
+    reopened = open_store(tmp_path)
+    assert reopened.count_documents() == 3
+    hits = reopened.dense_sentences(ENC.embed(["cats purr loudly"])[0], 1)
+    assert reopened.sentence_rows([hits[0][0]])[0]["text"] == "Cats purr loudly."
+    assert [r for r, _ in reopened.keyword_sentences("otters", 5)]
+    manifest = reopened.manifest()
+    assert (manifest.model, manifest.dimension, manifest.documents, manifest.sentences) == ("hash:16", 16, 2, 3)
+    assert (tmp_path / "manifest.json").exists()
+    before = manifest.corpus_hash
+    reopened.apply([], ["b"])
+    assert reopened.manifest().corpus_hash != before and reopened.count_documents() == 2
+
+
+def test_refuses_model_or_dimension_mismatch_and_missing_index(tmp_path: Path) -> None:
+    open_store(tmp_path).apply([source("a", ["One sentence."])], [])
+    with pytest.raises(IndexMismatchError, match="hash:16"):
+        FaissSQLiteDocumentStore(str(tmp_path), model="other-model", dimension=16)
+    with pytest.raises(IndexMismatchError, match="dimension 16"):
+        FaissSQLiteDocumentStore(str(tmp_path), model="hash:16", dimension=32)
+    with pytest.raises(IndexNotFoundError, match="qa-service index"):
+        FaissSQLiteDocumentStore(str(tmp_path / "nothing"), model="hash:16", dimension=16, create=False)
+
+
+def test_wrong_embedding_shape_and_offsets_are_rejected_without_changes(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    bad = source("a", ["One sentence."])
+    bad.sentence_embeddings = np.zeros((1, 8), dtype=np.float32)
+    with pytest.raises(IndexMismatchError):
+        store.apply([bad], [])
+    bad = source("a", ["One sentence."])
+    bad.sentences = [(0, 999, 0)]
+    with pytest.raises(InvalidInputError):
+        store.apply([bad], [])
+    assert store.count_documents() == 0 and store.manifest().generation == 0
+
+
+@pytest.mark.parametrize("spec", ["Flat", "HNSW8", "IVF2,Flat"])
+def test_index_types_support_update_and_delete(tmp_path: Path, spec: str) -> None:
+    store = open_store(tmp_path, spec)
+    docs = [source(f"d{i}", [f"Topic {i} sentence alpha {i}.", f"Another line {i} beta."]) for i in range(30)]
+    store.apply(docs, [])
+    store.apply([source("d3", ["Replaced content about zebras."])], ["d4"])
+    reopened = open_store(tmp_path, spec)
+    assert reopened.count_documents() == 30 * 2 - 2 - 1
+    rows = reopened.sentence_rows([i for i, _ in reopened.dense_sentences(ENC.embed(["zebras"])[0], 60)])
+    texts = {r["text"] for r in rows}
+    assert "Replaced content about zebras." in texts
+    assert not any(t.startswith(("Topic 3 ", "Topic 4 ")) for t in texts)
+
+
+def test_changing_index_type_rebuilds_from_stored_embeddings(tmp_path: Path) -> None:
+    open_store(tmp_path).apply([source("a", ["Alpha here.", "Beta there."])], [])
+    store = open_store(tmp_path, "HNSW8")
+    assert store.manifest().faiss_index == "HNSW8" and store.count_documents() == 2
+    assert store.dense_sentences(ENC.embed(["beta there"])[0], 1)
+
+
+def test_filters_apply_before_search(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.apply([source("a", ["Shared words here."]), source("b", ["Shared words here too."])], [])
+    only_b = {"field": "meta.document_id", "operator": "==", "value": "b"}
+    hits = store.dense_sentences(ENC.embed(["Shared words here."])[0], 1, only_b)
+    assert store.sentence_rows([hits[0][0]])[0]["document_id"] == "b"
+    docs = store.filter_documents({"operator": "OR", "conditions": [only_b,
+                                   {"field": "meta.source", "operator": "in", "value": ["a.txt"]}]})
+    assert sorted(d.meta["document_id"] for d in docs) == ["a", "b"]
+    assert store.filter_documents({"field": "content", "operator": "!=", "value": "Shared words here."})[0].id == "b:s0"
+    with pytest.raises(InvalidInputError):
+        store.filter_documents({"field": "meta.x", "operator": "~", "value": 1})
+
+
+def test_keyword_query_is_injection_safe(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.apply([source("a", ["Quoted \"words\" AND stuff NEAR(x)."])], [])
+    assert store.keyword_sentences('" OR ( AND * ) "', 5) == []  # only syntax and stopwords: no query
+    assert store.keyword_sentences('NEAR( "stuff', 5)  # FTS syntax is quoted, the words still match
+    assert store.keyword_sentences("zebra) OR (", 5) == []
+
+
+def test_haystack_protocol_write_filter_delete(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    docs = [Document(content=t, embedding=ENC.embed([t])[0].tolist(), meta={"document_id": "g", "source": "g"})
+            for t in ["First fact.", "Second fact."]]
+    assert store.write_documents(docs) == 2
+    with pytest.raises(DuplicateDocumentError):
+        store.write_documents(docs)
+    assert store.write_documents(docs, DuplicatePolicy.SKIP) == 0
+    stored = store.filter_documents()
+    assert [d.content for d in stored] == ["First fact.", "Second fact."]
+    assert store.document_text("g")[stored[1].meta["start"] : stored[1].meta["end"]] == "Second fact."
+    store.delete_documents(["g:s0"])
+    assert [d.content for d in store.filter_documents()] == ["Second fact."]
+    store.delete_documents(["g"])
+    assert store.count_documents() == 0
+    clone = FaissSQLiteDocumentStore.from_dict(store.to_dict())
+    assert clone.index_dir == store.index_dir and clone.faiss_index == "Flat"
