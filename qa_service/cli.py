@@ -16,7 +16,9 @@ app = typer.Typer(help="Sentence-cited question answering over your documents.",
 eval_app = typer.Typer(help="Evaluate answer quality on public datasets.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
-IndexDir = Annotated[Path | None, typer.Option("--index-dir", help="Index directory (default: QA_INDEX_DIR or ./index).")]
+IndexDir = Annotated[
+    Path | None, typer.Option("--index-dir", help="Index directory (default: QA_INDEX_DIR or ./index).")
+]
 
 
 def _settings(index_dir: Path | None = None) -> Settings:
@@ -45,14 +47,17 @@ def index(
         service = QAService(settings)
         with Progress(transient=True) as progress:
             task = progress.add_task("Indexing", total=None)
-            report = service.index_paths(paths or [settings.seeds_dir],
-                                         on_progress=lambda done, total: progress.update(task, completed=done,
-                                                                                         total=total))
+            report = service.index_paths(
+                paths or [settings.seeds_dir],
+                on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
     except QAServiceError as exc:
         raise _fail(exc) from exc
-    typer.echo(f"Indexed into {settings.index_dir}: {report.added} added, {report.updated} updated, "
-               f"{report.unchanged} unchanged, {report.removed} removed, {report.sentences} sentences "
-               f"in {report.seconds:.1f}s.")
+    typer.echo(
+        f"Indexed into {settings.index_dir}: {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.removed} removed, {report.sentences} sentences "
+        f"in {report.seconds:.1f}s."
+    )
     for failure in report.failed:
         typer.secho(f"Skipped {failure}", err=True, fg=typer.colors.YELLOW)
     if report.failed:
@@ -102,7 +107,7 @@ def serve(
 def eval_squad(
     file: Annotated[Path, typer.Argument(help="SQuAD (2.0) JSON file.", exists=True, dir_okay=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
-    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only N questions, spread evenly over the file.")] = None,
 ) -> None:
     """Index the file's paragraphs into a temporary index and measure sentence-level answer quality."""
     from qa_service.evaluation.squad import evaluate_squad

@@ -39,7 +39,7 @@ class ConversationStore:
     def append(self, conversation_id: str, *turns: Turn) -> None:
         with self._lock:
             _, existing = self._items.pop(conversation_id, (0.0, []))
-            self._items[conversation_id] = (time.monotonic(), [*existing, *turns][-self.max_turns:])
+            self._items[conversation_id] = (time.monotonic(), [*existing, *turns][-self.max_turns :])
             while len(self._items) > self.max_conversations:
                 self._items.popitem(last=False)
 

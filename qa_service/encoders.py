@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -76,25 +76,28 @@ class HashingEncoder:
 class SentenceTransformerEncoder:
     def __init__(self, spec: str, device: str = "cpu") -> None:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
+        transformers_logging.disable_progress_bar()  # no "Loading weights" bar on every start
         self.name = spec
         try:
             self._model = SentenceTransformer(resolve_model_path(spec), device=device)
-        except Exception as exc:  # noqa: BLE001 - any loader failure is reported the same way
+        except Exception as exc:
             raise ModelLoadError(
                 f"Could not load embedding model {spec!r}: {exc.__class__.__name__}. Set QA_EMBEDDING_MODEL "
                 "to a local model directory or a hub id available offline."
             ) from exc
-        self.dimension = int(self._model.get_embedding_dimension())
+        dimension = self._model.get_embedding_dimension()
+        if dimension is None:
+            raise ModelLoadError(f"Model {spec!r} does not report an embedding dimension.")
+        self.dimension = int(dimension)
         self._lock = threading.Lock()
 
     def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with self._lock:
-            vectors = self._model.encode(
-                texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
-            )
+            vectors = self._model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
         return np.asarray(vectors, dtype=np.float32)
 
     def embed_tokens(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -103,9 +106,9 @@ class SentenceTransformerEncoder:
         with self._lock:
             outputs = self._model.encode(texts, output_value=None, batch_size=64, convert_to_numpy=False)
         result = []
-        for out in outputs:
+        for out in cast(list[dict[str, Any]], outputs):
             n = int(out["attention_mask"].sum())
-            tokens = out["token_embeddings"][: n].float().numpy()
+            tokens = out["token_embeddings"][:n].float().numpy()
             inner = tokens[1 : n - 1] if n > 2 else tokens  # drop [CLS] / [SEP]
             result.append((_normalise(inner), _normalise(out["sentence_embedding"].float().numpy())))
         return result

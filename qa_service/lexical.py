@@ -8,10 +8,12 @@ from collections.abc import Callable
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 STOPWORDS = frozenset(
-    "a an the of in on at to for by with from and or is are was were be been being what which who whom whose "
-    "when where why how did do does done that this these those it its as into than then there their they he "
-    "she his her i you we our your not no can could would should will shall may might must has have had about "
-    "over under also any some such".split()
+    """
+    a an the of in on at to for by with from and or is are was were be been being what which who
+    whom whose when where why how did do does done that this these those it its as into than then
+    there their they he she his her i you we our your not no can could would should will shall may
+    might must has have had about over under also any some such
+    """.split()
 )
 _NUMBER = re.compile(
     r"\b(\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
@@ -56,8 +58,9 @@ def expected_answer_type(question: str) -> str | None:
     lowered = question.lower()
     if re.search(r"\b(when|what year|which year|what century|what decade|what date|what day)\b", lowered):
         return "date"
-    if re.search(r"\bhow (many|much|long|old|far|large|big|tall|high)\b|\bwhat (percentage|percent|number|amount)\b",
-                 lowered):
+    if re.search(
+        r"\bhow (many|much|long|old|far|large|big|tall|high)\b|\bwhat (percentage|percent|number|amount)\b", lowered
+    ):
         return "number"
     if re.search(r"\b(who|whom|whose)\b", lowered):
         return "person"

@@ -22,8 +22,12 @@ from qa_service.store.records import SourceDocument
 
 logger = logging.getLogger(__name__)
 
-_ANAPHORA = frozenset("he she it they him her his hers its their theirs them this that these those there then "
-                      "such former latter".split())
+_ANAPHORA = frozenset(
+    """
+    he she it they him her his hers its their theirs them this that these those there then such
+    former latter
+    """.split()
+)
 _BATCH_CHARS = 2_000_000
 
 
@@ -67,12 +71,12 @@ class QAService:
         self._query.warm_up()
 
     # --- asking ------------------------------------------------------------------------------
-    def ask(self, question: str, history: list[Turn] | None = None,
-            filters: dict[str, Any] | None = None) -> Answer:
+    def ask(self, question: str, history: list[Turn] | None = None, filters: dict[str, Any] | None = None) -> Answer:
         return self.ask_detailed(question, history, filters).answer
 
-    def ask_detailed(self, question: str, history: list[Turn] | None = None,
-                     filters: dict[str, Any] | None = None) -> DetailedAnswer:
+    def ask_detailed(
+        self, question: str, history: list[Turn] | None = None, filters: dict[str, Any] | None = None
+    ) -> DetailedAnswer:
         question = question.strip()
         if not question:
             raise InvalidInputError("The question is empty; send a non-empty `message`.")
@@ -80,8 +84,13 @@ class QAService:
             raise InvalidInputError(f"The question is longer than {self.settings.max_message_chars} characters.")
         query = self.retrieval_query(question, history or [])
         result = self._query.run(
-            {"query_embedder": {"text": query}, "dense": {"filters": filters}, "keyword": {"query": query,
-             "filters": filters}, "passages": {"filters": filters}, "ranker": {"query": query}},
+            {
+                "query_embedder": {"text": query},
+                "dense": {"filters": filters},
+                "keyword": {"query": query, "filters": filters},
+                "passages": {"filters": filters},
+                "ranker": {"query": query},
+            },
             include_outputs_from={"ranker"},
         )
         return DetailedAnswer(result["answer_builder"]["answer"], result["ranker"]["documents"], query)
@@ -89,7 +98,7 @@ class QAService:
     def retrieval_query(self, question: str, history: list[Turn]) -> str:
         """Resolve follow-ups: a question with a pronoun or few content words is read together with the
         user's previous questions ("Who is Mark Milley?" + "What did he say about negotiations?")."""
-        earlier = [t.content for t in history if t.role == "user"][-self.settings.history_turns:]
+        earlier = [t.content for t in history if t.role == "user"][-self.settings.history_turns :]
         if not earlier or self.settings.history_turns == 0:
             return question
         words = {w.lower().strip("?.,!'\"") for w in question.split()}
@@ -98,8 +107,11 @@ class QAService:
         return question
 
     # --- indexing ----------------------------------------------------------------------------
-    def index_paths(self, paths: Iterable[Path], on_progress: Callable[[int, int], None] | None = None,
-                    ) -> IndexReport:
+    def index_paths(
+        self,
+        paths: Iterable[Path],
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> IndexReport:
         """Sync the index with the files under `paths`: new and changed files are (re)indexed, unchanged
         ones skipped by content hash, and documents whose file disappeared from those paths removed."""
         started = time.perf_counter()
@@ -132,8 +144,12 @@ class QAService:
         report.seconds = time.perf_counter() - started
         return report
 
-    def index_texts(self, sources: list[TextSource], prune_origin_prefix: str | None = None,
-                    on_progress: Callable[[int, int], None] | None = None) -> IndexReport:
+    def index_texts(
+        self,
+        sources: list[TextSource],
+        prune_origin_prefix: str | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> IndexReport:
         """Index documents given as text (API uploads, evaluation corpora)."""
         started = time.perf_counter()
         report = IndexReport()
@@ -145,8 +161,12 @@ class QAService:
             if origin in known and known[origin].content_hash == digest:
                 report.unchanged += 1
                 continue
-            todo.append((self._unembedded(document_id(origin), item.source, origin, item.text, digest, item.meta),
-                         origin in known))
+            todo.append(
+                (
+                    self._unembedded(document_id(origin), item.source, origin, item.text, digest, item.meta),
+                    origin in known,
+                )
+            )
         removed = []
         if prune_origin_prefix is not None:
             wanted = {s.origin or s.source for s in sources}
@@ -160,8 +180,9 @@ class QAService:
         return len(self.store.apply([], document_ids).deleted)
 
     @staticmethod
-    def _unembedded(doc_id: str, source: str, origin: str, text: str, digest: str,
-                    meta: dict[str, Any]) -> SourceDocument:
+    def _unembedded(
+        doc_id: str, source: str, origin: str, text: str, digest: str, meta: dict[str, Any]
+    ) -> SourceDocument:
         import numpy as np
 
         if not text.strip():
@@ -169,8 +190,14 @@ class QAService:
         empty = np.zeros((0, 0), dtype=np.float32)
         return SourceDocument(doc_id, source, origin, text, digest, [], empty, [], empty, dict(meta))
 
-    def _write(self, docs: Iterator[tuple[SourceDocument, bool]], removed: list[str], report: IndexReport,
-               total: int, on_progress: Callable[[int, int], None] | None) -> None:
+    def _write(
+        self,
+        docs: Iterator[tuple[SourceDocument, bool]],
+        removed: list[str],
+        report: IndexReport,
+        total: int,
+        on_progress: Callable[[int, int], None] | None,
+    ) -> None:
         """Embed and commit in batches; every batch is one atomic generation of the index."""
         batch: list[tuple[SourceDocument, bool]] = []
         chars = done = 0
@@ -182,7 +209,7 @@ class QAService:
                 return
             embedded = self._embed([d for d, _ in batch])
             self.store.apply(embedded, pending_deletes)
-            for doc, is_update in batch:
+            for _, is_update in batch:
                 report.updated += is_update
                 report.added += not is_update
             report.sentences += sum(len(d.sentences) for d in embedded)
@@ -203,9 +230,18 @@ class QAService:
 
         if not docs:
             return []
-        inputs = [Document(id=d.id, content=d.text, meta={"document_id": d.id, "source": d.source,
-                                                          "title": d.meta.get("title") or title_from_source(d.source)})
-                  for d in docs]
+        inputs = [
+            Document(
+                id=d.id,
+                content=d.text,
+                meta={
+                    "document_id": d.id,
+                    "source": d.source,
+                    "title": d.meta.get("title") or title_from_source(d.source),
+                },
+            )
+            for d in docs
+        ]
         out = self._indexing.run({"splitter": {"documents": inputs}})
         sentences: dict[str, list[Document]] = {}
         passages: dict[str, list[Document]] = {}

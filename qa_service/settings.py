@@ -40,9 +40,7 @@ class AbstentionModel(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="QA_", env_file=".env", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="QA_", env_file=".env", env_nested_delimiter="__", extra="ignore")
 
     index_dir: Path = Field(Path("index"), description="Directory of the persisted index.")
     seeds_dir: Path = Field(Path("seeds"), description="Documents indexed by `make run`.")

@@ -30,12 +30,16 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
             await run_in_threadpool(service.warm_up)
             app.state.service = service
         yield
-        service = getattr(app.state, "service", None)
-        if service is not None and hasattr(service, "store"):
-            service.store.db.close()
+        loaded = getattr(app.state, "service", None)
+        if loaded is not None and hasattr(loaded, "store"):
+            loaded.store.db.close()
 
-    app = FastAPI(title="qa-service", version=__version__, lifespan=lifespan,
-                  description="Answers questions from your documents with sentence-level citations.")
+    app = FastAPI(
+        title="qa-service",
+        version=__version__,
+        lifespan=lifespan,
+        description="Answers questions from your documents with sentence-level citations.",
+    )
     install_error_handlers(app)
     app.include_router(router)
     return app

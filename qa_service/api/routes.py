@@ -16,13 +16,21 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-@router.post("/v1/chat", response_model=ChatResponse, responses=_ERRORS, tags=["chat"],
-             summary="Ask a question; the answer cites its source sentences.")
+@router.post(
+    "/v1/chat",
+    response_model=ChatResponse,
+    responses=_ERRORS,
+    tags=["chat"],
+    summary="Ask a question; the answer cites its source sentences.",
+)
 def chat(body: ChatRequest, service: ServiceDep, conversations: ConversationsDep) -> ChatResponse:
     conversation_id = conversations.check_id(body.conversation_id) if body.conversation_id else conversations.new_id()
     answer = service.ask(body.message, history=conversations.history(conversation_id))
-    conversations.append(conversation_id, Turn(role="user", content=body.message),
-                         Turn(role="assistant", content=answer.answer, answer=answer))
+    conversations.append(
+        conversation_id,
+        Turn(role="user", content=body.message),
+        Turn(role="assistant", content=answer.answer, answer=answer),
+    )
     return ChatResponse(**answer.model_dump(), conversation_id=conversation_id)
 
 

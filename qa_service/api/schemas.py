@@ -8,7 +8,9 @@ from qa_service.contract import Answer
 
 
 class ChatRequest(BaseModel):
-    message: str = Field(..., min_length=1, description="The question.", examples=["How many troops withdrew from Kherson?"])
+    message: str = Field(
+        ..., min_length=1, description="The question.", examples=["How many troops withdrew from Kherson?"]
+    )
     conversation_id: str | None = Field(None, description="Continue a conversation; omit to start one.")
 
     @field_validator("message")

@@ -50,18 +50,27 @@ def load_squad(path: Path) -> tuple[list[TextSource], list[Question]]:
     for article in data:
         title = article["title"].replace("_", " ")
         for n, paragraph in enumerate(article["paragraphs"]):
-            documents.append(TextSource(source=title, text=paragraph["context"], origin=f"squad:{title}:{n}",
-                                        meta={"title": title}))
+            documents.append(
+                TextSource(source=title, text=paragraph["context"], origin=f"squad:{title}:{n}", meta={"title": title})
+            )
             for qa in paragraph["qas"]:
-                questions.append(Question(qa["id"], qa["question"], [a["text"] for a in qa["answers"]],
-                                          bool(qa.get("is_impossible", False)), title))
+                questions.append(
+                    Question(
+                        qa["id"],
+                        qa["question"],
+                        [a["text"] for a in qa["answers"]],
+                        bool(qa.get("is_impossible", False)),
+                        title,
+                    )
+                )
     return documents, questions
 
 
 def evaluate_squad(path: Path, settings: Settings, limit: int | None = None) -> dict[str, Any]:
     documents, questions = load_squad(path)
-    if limit is not None:
-        questions = questions[:limit]
+    if limit is not None and limit < len(questions):
+        # Spread over the whole file: the first N questions would all come from the first article.
+        questions = [questions[int(i * len(questions) / limit)] for i in range(limit)]
     with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
         service = QAService(settings.model_copy(update={"index_dir": Path(tmp)}))
         service.warm_up()

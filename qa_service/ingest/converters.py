@@ -58,7 +58,7 @@ def convert_bytes(name: str, data: bytes) -> str:
         stream = ByteStream(data=data, meta={"file_path": name})
         try:
             documents = _converter(kind).run(sources=[stream])["documents"]
-        except Exception as exc:  # noqa: BLE001 - converter libraries raise anything
+        except Exception as exc:
             raise DocumentParseError(f"Could not parse {name!r} as {kind}: {exc.__class__.__name__}.") from exc
         if not documents:
             raise DocumentParseError(f"Could not parse {name!r} as {kind}: no text could be extracted.")

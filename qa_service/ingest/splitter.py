@@ -31,14 +31,27 @@ class SentenceSplitter:
             passage_of = group_passages(text, spans, self.passage_max_words)
             bounds: dict[int, list[int]] = {}
             for k, ((span, _block), p) in enumerate(zip(spans, passage_of, strict=True)):
-                meta = {"document_id": doc_id, "source": source, "start": span.start, "end": span.end,
-                        "sentence_index": k, "passage_index": p, "title": title}
+                meta = {
+                    "document_id": doc_id,
+                    "source": source,
+                    "start": span.start,
+                    "end": span.end,
+                    "sentence_index": k,
+                    "passage_index": p,
+                    "title": title,
+                }
                 sentences.append(Document(id=f"{doc_id}:s{k}", content=text[span.start : span.end], meta=meta))
                 bound = bounds.setdefault(p, [span.start, span.end])
                 bound[1] = span.end
             for p, (start, end) in bounds.items():
-                meta = {"document_id": doc_id, "source": source, "start": start, "end": end, "passage_index": p,
-                        "title": title}
+                meta = {
+                    "document_id": doc_id,
+                    "source": source,
+                    "start": start,
+                    "end": end,
+                    "passage_index": p,
+                    "title": title,
+                }
                 passages.append(Document(id=f"{doc_id}:p{p}", content=text[start:end], meta=meta))
         return {"sentences": sentences, "passages": passages}
 

@@ -19,8 +19,12 @@ def open_store(settings: Settings, create: bool = True) -> FaissSQLiteDocumentSt
     """Open (or create) the index; the model is loaded to learn its dimension."""
     encoder = get_encoder(settings.embedding_model, settings.device)
     return FaissSQLiteDocumentStore(
-        index_dir=str(settings.index_dir), model=settings.embedding_model, dimension=encoder.dimension,
-        faiss_index=settings.faiss_index, nprobe=settings.faiss_nprobe, ef_search=settings.faiss_ef_search,
+        index_dir=str(settings.index_dir),
+        model=settings.embedding_model,
+        dimension=encoder.dimension,
+        faiss_index=settings.faiss_index,
+        nprobe=settings.faiss_nprobe,
+        ef_search=settings.faiss_ef_search,
         create=create,
     )
 
@@ -30,8 +34,12 @@ def build_indexing_pipeline(settings: Settings) -> Pipeline:
     pipeline = Pipeline()
     pipeline.add_component("splitter", SentenceSplitter(passage_max_words=settings.passage_max_words))
     for name in ("sentence_embedder", "passage_embedder"):
-        pipeline.add_component(name, DocumentEmbedder(model=settings.embedding_model, device=settings.device,
-                                                      batch_size=settings.embed_batch_size))
+        pipeline.add_component(
+            name,
+            DocumentEmbedder(
+                model=settings.embedding_model, device=settings.device, batch_size=settings.embed_batch_size
+            ),
+        )
     pipeline.connect("splitter.sentences", "sentence_embedder.documents")
     pipeline.connect("splitter.passages", "passage_embedder.documents")
     return pipeline
@@ -46,15 +54,27 @@ def build_query_pipeline(settings: Settings, store: FaissSQLiteDocumentStore) ->
     pipeline.add_component("keyword", KeywordSentenceRetriever(store, top_k=k))
     pipeline.add_component("passages", PassageSentenceRetriever(store, top_k=settings.passage_candidates))
     pipeline.add_component("joiner", DocumentJoiner(join_mode="concatenate"))
-    pipeline.add_component("ranker", SentenceRanker(
-        store, model=settings.embedding_model, device=settings.device, weights=settings.weights.model_dump(),
-        token_cache_size=settings.token_cache_size))
-    pipeline.add_component("answer_builder", AnswerBuilder(
-        max_citations=settings.max_citations, citation_margin=settings.citation_margin,
-        abstention=settings.abstention.model_dump()))
-    pipeline.connect("query_embedder.embedding", "dense.query_embedding")
-    pipeline.connect("query_embedder.embedding", "passages.query_embedding")
-    pipeline.connect("query_embedder.embedding", "ranker.query_embedding")
+    pipeline.add_component(
+        "ranker",
+        SentenceRanker(
+            store,
+            model=settings.embedding_model,
+            device=settings.device,
+            weights=settings.weights.model_dump(),
+            token_cache_size=settings.token_cache_size,
+        ),
+    )
+    pipeline.add_component(
+        "answer_builder",
+        AnswerBuilder(
+            max_citations=settings.max_citations,
+            citation_margin=settings.citation_margin,
+            abstention=settings.abstention.model_dump(),
+        ),
+    )
+    pipeline.connect("query_embedder.vector", "dense.query_vector")
+    pipeline.connect("query_embedder.vector", "passages.query_vector")
+    pipeline.connect("query_embedder.vector", "ranker.query_vector")
     pipeline.connect("query_embedder.tokens", "ranker.query_tokens")
     for name in ("dense", "keyword", "passages"):
         pipeline.connect(f"{name}.documents", "joiner.documents")

@@ -34,8 +34,11 @@ class DocumentEmbedder:
         self.warm_up()
         assert self._encoder is not None
         vectors = self._encoder.embed([embedding_text(d) for d in documents], batch_size=self.batch_size)
-        return {"documents": [replace(doc, embedding=vector.tolist())
-                              for doc, vector in zip(documents, vectors, strict=True)]}
+        return {
+            "documents": [
+                replace(doc, embedding=vector.tolist()) for doc, vector in zip(documents, vectors, strict=True)
+            ]
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return default_to_dict(self, model=self.model, device=self.device, batch_size=self.batch_size)
@@ -47,7 +50,11 @@ class DocumentEmbedder:
 
 @component
 class QueryEmbedder:
-    """Embeds the query once: pooled vector for retrieval, token vectors for late interaction."""
+    """Embeds the query once: pooled vector for retrieval, token vectors for late interaction.
+
+    `embedding` is the usual Haystack list; `vector` is the same as a numpy array, which our own
+    components take because Haystack copies component inputs element by element.
+    """
 
     def __init__(self, model: str, device: str = "cpu") -> None:
         self.model, self.device = model, device
@@ -57,12 +64,12 @@ class QueryEmbedder:
         if self._encoder is None:
             self._encoder = get_encoder(self.model, self.device)
 
-    @component.output_types(embedding=list[float], tokens=np.ndarray)
+    @component.output_types(embedding=list[float], vector=np.ndarray, tokens=np.ndarray)
     def run(self, text: str) -> dict[str, Any]:
         self.warm_up()
         assert self._encoder is not None
         tokens, pooled = self._encoder.embed_tokens([text])[0]
-        return {"embedding": pooled.tolist(), "tokens": tokens}
+        return {"embedding": pooled.tolist(), "vector": pooled, "tokens": tokens}
 
     def to_dict(self) -> dict[str, Any]:
         return default_to_dict(self, model=self.model, device=self.device)

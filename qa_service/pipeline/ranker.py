@@ -21,10 +21,19 @@ from haystack import Document, component, default_from_dict, default_to_dict
 from qa_service.encoders import Encoder, get_encoder
 from qa_service.lexical import content_terms, coverage, expected_answer_type, matches_answer_type, smoothed_idf
 from qa_service.settings import RankerWeights
-from qa_service.store.document_store import FaissSQLiteDocumentStore, row_to_document, unblob
+from qa_service.store.document_store import FaissSQLiteDocumentStore
+from qa_service.store.rows import row_to_document, unblob
 
-EVIDENCE = ("dense_sentence", "dense_titled", "dense_passage", "bm25_sentence", "bm25_passage", "coverage",
-            "late_interaction", "answer_type")
+EVIDENCE = (
+    "dense_sentence",
+    "dense_titled",
+    "dense_passage",
+    "bm25_sentence",
+    "bm25_passage",
+    "coverage",
+    "late_interaction",
+    "answer_type",
+)
 
 
 class TokenCache:
@@ -61,13 +70,22 @@ def _zscore(values: np.ndarray) -> np.ndarray:
 
 @component
 class SentenceRanker:
-    """Ranks candidate sentences; each output document carries `meta["evidence"]` (raw feature values)."""
+    """Ranks candidate sentences and keeps the best `top_k`; each output document carries
+    `meta["evidence"]` (raw feature values)."""
 
-    def __init__(self, document_store: FaissSQLiteDocumentStore, model: str, device: str = "cpu",
-                 weights: dict[str, float] | None = None, token_cache_size: int = 4096) -> None:
+    def __init__(
+        self,
+        document_store: FaissSQLiteDocumentStore,
+        model: str,
+        device: str = "cpu",
+        weights: dict[str, float] | None = None,
+        token_cache_size: int = 4096,
+        top_k: int = 10,
+    ) -> None:
         self.document_store, self.model, self.device = document_store, model, device
         self.weights = RankerWeights(**(weights or {}))
         self.token_cache_size = token_cache_size
+        self.top_k = top_k
         self._cache = TokenCache(token_cache_size)
         self._encoder: Encoder | None = None
 
@@ -86,8 +104,9 @@ class SentenceRanker:
         return [cached[i] for i in ids]
 
     @component.output_types(documents=list[Document])
-    def run(self, query: str, query_embedding: list[float], query_tokens: np.ndarray,
-            documents: list[Document]) -> dict[str, list[Document]]:
+    def run(
+        self, query: str, query_vector: np.ndarray, query_tokens: np.ndarray, documents: list[Document]
+    ) -> dict[str, list[Document]]:
         self.warm_up()
         ids = list(dict.fromkeys(int(d.meta["row_id"]) for d in documents))
         store = self.document_store
@@ -95,7 +114,7 @@ class SentenceRanker:
         if not rows:
             return {"documents": []}
         ids = [int(r["id"]) for r in rows]
-        q = np.asarray(query_embedding, dtype=np.float32)
+        q = np.asarray(query_vector, dtype=np.float32)
         tokens = self._token_vectors(ids, [r["text"] for r in rows])
         passages = store.passage_vectors(list({int(r["passage_id"]) for r in rows}))
         bm25_s = dict(store.keyword_sentences(query, len(ids), restrict=ids))
@@ -110,26 +129,34 @@ class SentenceRanker:
             "dense_passage": np.array([passages[int(r["passage_id"])] @ q for r in rows]),
             "bm25_sentence": np.array([bm25_s.get(i, 0.0) for i in ids]),
             "bm25_passage": np.array([bm25_p.get(int(r["passage_id"]), 0.0) for r in rows]),
-            "coverage": np.array([coverage(q_terms, t, lambda w: smoothed_idf(df.get(w, 0), max(total, 1)))
-                                  for t in sentence_terms]),
-            "late_interaction": np.array([float((query_tokens @ tok.T).max(axis=1).mean()) if len(tok) else 0.0
-                                          for tok, _ in tokens]),
+            "coverage": np.array(
+                [coverage(q_terms, t, lambda w: smoothed_idf(df.get(w, 0), max(total, 1))) for t in sentence_terms]
+            ),
+            "late_interaction": np.array(
+                [float((query_tokens @ tok.T).max(axis=1).mean()) if len(tok) else 0.0 for tok, _ in tokens]
+            ),
             "answer_type": np.array([float(matches_answer_type(answer_type, query, r["text"])) for r in rows]),
         }
         weights = self.weights.model_dump()
         score = sum(weights[name] * (_zscore(v) if name != "answer_type" else v) for name, v in features.items())
         order = np.argsort(-np.asarray(score), kind="stable")
         ranked = []
-        for i in order:
+        for i in order[: self.top_k]:
             doc = row_to_document(rows[i], score=float(score[i]))
             doc.meta["evidence"] = {name: float(values[i]) for name, values in features.items()}
             ranked.append(doc)
         return {"documents": ranked}
 
     def to_dict(self) -> dict[str, Any]:
-        return default_to_dict(self, document_store=self.document_store.to_dict(), model=self.model,
-                               device=self.device, weights=self.weights.model_dump(),
-                               token_cache_size=self.token_cache_size)
+        return default_to_dict(
+            self,
+            document_store=self.document_store.to_dict(),
+            model=self.model,
+            device=self.device,
+            weights=self.weights.model_dump(),
+            token_cache_size=self.token_cache_size,
+            top_k=self.top_k,
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SentenceRanker:

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 from haystack import Document, component, default_from_dict, default_to_dict
 
-from qa_service.store.document_store import FaissSQLiteDocumentStore, row_to_document
+from qa_service.store.document_store import FaissSQLiteDocumentStore
+from qa_service.store.rows import row_to_document
 
 
 class _StoreComponent:
@@ -33,9 +34,10 @@ class DenseSentenceRetriever(_StoreComponent):
     """Nearest sentences by cosine similarity (FAISS; exact pre-filtered search when filters are given)."""
 
     @component.output_types(documents=list[Document])
-    def run(self, query_embedding: list[float], filters: dict[str, Any] | None = None,
-            top_k: int | None = None) -> dict[str, list[Document]]:
-        query = np.asarray(query_embedding, dtype=np.float32)
+    def run(
+        self, query_vector: np.ndarray, filters: dict[str, Any] | None = None, top_k: int | None = None
+    ) -> dict[str, list[Document]]:
+        query = np.asarray(query_vector, dtype=np.float32)
         hits = self.document_store.dense_sentences(query, top_k or self.top_k, filters)
         return {"documents": self._documents(hits)}
 
@@ -45,8 +47,9 @@ class KeywordSentenceRetriever(_StoreComponent):
     """BM25 (SQLite FTS5, Porter stemming) over sentences."""
 
     @component.output_types(documents=list[Document])
-    def run(self, query: str, filters: dict[str, Any] | None = None,
-            top_k: int | None = None) -> dict[str, list[Document]]:
+    def run(
+        self, query: str, filters: dict[str, Any] | None = None, top_k: int | None = None
+    ) -> dict[str, list[Document]]:
         restrict = self.document_store.allowed_sentence_ids(filters) if filters else None
         hits = self.document_store.keyword_sentences(query, top_k or self.top_k, restrict)
         return {"documents": self._documents(hits)}
@@ -57,10 +60,10 @@ class PassageSentenceRetriever(_StoreComponent):
     """Passage-then-sentence: every sentence of the `top_k` passages nearest to the query."""
 
     @component.output_types(documents=list[Document])
-    def run(self, query_embedding: list[float], filters: dict[str, Any] | None = None) -> dict[str, list[Document]]:
+    def run(self, query_vector: np.ndarray, filters: dict[str, Any] | None = None) -> dict[str, list[Document]]:
         if self.top_k <= 0:
             return {"documents": []}
-        query = np.asarray(query_embedding, dtype=np.float32)
+        query = np.asarray(query_vector, dtype=np.float32)
         passages = self.document_store.dense_passages(query, self.top_k)
         if not passages:
             return {"documents": []}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -50,8 +50,11 @@ CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(text, tokenize='porte
 """
 
 _FTS_STOPWORDS = frozenset(
-    "a an and are as at be been by did do does for from had has have he her his how i in is it its of on or "
-    "she that the their them they this to was were what when where which who whom whose why will with".split()
+    """
+    a an and are as at be been by did do does for from had has have he her his how i in is it its of
+    on or she that the their them they this to was were what when where which who whom whose why
+    will with
+    """.split()
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -126,7 +129,7 @@ class Database:
         )
 
     # --- reads ----------------------------------------------------------------------------------
-    def query(self, sql: str, params: tuple | list = ()) -> list[sqlite3.Row]:  # type: ignore[type-arg]
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         with self.connection() as conn:
             return list(conn.execute(sql, params))
 
@@ -135,7 +138,7 @@ class Database:
             return []
         marks = ",".join("?" * len(ids))
         return self.query(
-            f"SELECT s.id, s.document_id, s.passage_id, s.sentence_index, s.start, s.\"end\", s.text, "
+            f'SELECT s.id, s.document_id, s.passage_id, s.sentence_index, s.start, s."end", s.text, '
             f"s.embedding, d.source FROM sentences s JOIN documents d ON d.id = s.document_id "
             f"WHERE s.id IN ({marks})",
             ids,

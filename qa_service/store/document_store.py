@@ -22,12 +22,12 @@ from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
 
 from qa_service.errors import IndexMismatchError, IndexNotFoundError, InvalidInputError
-from qa_service.ingest.sources import content_hash
 from qa_service.store.database import SCHEMA_VERSION, Database
 from qa_service.store.failpoints import failpoint
 from qa_service.store.filters import to_sql
 from qa_service.store.manifest import Manifest, corpus_hash
 from qa_service.store.records import ApplyResult, SourceDocument, StoredDocument
+from qa_service.store.rows import delete_rows, insert_documents, row_to_document, source_from_sentences, stack, unblob
 from qa_service.store.vectors import VectorIndex, fsync_dir
 
 logger = logging.getLogger(__name__)
@@ -42,14 +42,6 @@ class Snapshot:
     generation: int
     sentences: VectorIndex
     passages: VectorIndex
-
-
-def _blob(vector: np.ndarray) -> bytes:
-    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
-
-
-def unblob(data: bytes) -> np.ndarray:
-    return np.frombuffer(data, dtype=np.float32)
 
 
 class FaissSQLiteDocumentStore:
@@ -82,10 +74,18 @@ class FaissSQLiteDocumentStore:
         if not meta:
             now = str(time.time())
             with self.db.transaction() as conn:
-                Database.write_meta(conn, {
-                    "schema_version": SCHEMA_VERSION, "model": self.model, "dimension": str(self.dimension),
-                    "faiss_index": self.faiss_index, "generation": "0", "created_at": now, "updated_at": now,
-                })
+                Database.write_meta(
+                    conn,
+                    {
+                        "schema_version": SCHEMA_VERSION,
+                        "model": self.model,
+                        "dimension": str(self.dimension),
+                        "faiss_index": self.faiss_index,
+                        "generation": "0",
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                )
             snapshot = self._empty_snapshot(0)
         else:
             if meta.get("schema_version") != SCHEMA_VERSION:
@@ -160,10 +160,17 @@ class FaissSQLiteDocumentStore:
         )[0]
         hashes = [row["content_hash"] for row in self.db.query("SELECT content_hash FROM documents")]
         return Manifest(
-            schema_version=meta["schema_version"], model=meta["model"], dimension=int(meta["dimension"]),
-            faiss_index=meta["faiss_index"], generation=int(meta["generation"]), documents=counts["d"],
-            sentences=counts["s"], passages=counts["p"], corpus_hash=corpus_hash(hashes),
-            created_at=float(meta["created_at"]), updated_at=float(meta["updated_at"]),
+            schema_version=meta["schema_version"],
+            model=meta["model"],
+            dimension=int(meta["dimension"]),
+            faiss_index=meta["faiss_index"],
+            generation=int(meta["generation"]),
+            documents=counts["d"],
+            sentences=counts["s"],
+            passages=counts["p"],
+            corpus_hash=corpus_hash(hashes),
+            created_at=float(meta["created_at"]),
+            updated_at=float(meta["updated_at"]),
         )
 
     def manifest(self) -> Manifest:
@@ -191,11 +198,12 @@ class FaissSQLiteDocumentStore:
                 gone_s += [r[0] for r in conn.execute("SELECT id FROM sentences WHERE document_id = ?", (doc_id,))]
                 gone_p += [r[0] for r in conn.execute("SELECT id FROM passages WHERE document_id = ?", (doc_id,))]
             gone_s = list(dict.fromkeys(gone_s))
-            self._delete_rows(conn, gone_s, gone_p)
-            deleted = [d for d in targets if conn.execute("DELETE FROM documents WHERE id = ?", (d,)).rowcount
-                       and d in deletes]
+            delete_rows(conn, gone_s, gone_p)
+            deleted = [
+                d for d in targets if conn.execute("DELETE FROM documents WHERE id = ?", (d,)).rowcount and d in deletes
+            ]
             failpoint("mid_write")
-            new_s, new_p = self._insert(conn, upserts)
+            new_s, new_p = insert_documents(conn, upserts)
             sentences.remove(np.array(gone_s, dtype=np.int64))
             passages.remove(np.array(gone_p, dtype=np.int64))
             if rebuild or _needs_compaction(sentences) or _needs_compaction(passages):
@@ -209,8 +217,9 @@ class FaissSQLiteDocumentStore:
                 index.set_search_params(self.nprobe, self.ef_search)
             fsync_dir(self.index_dir)
             failpoint("before_commit")
-            Database.write_meta(conn, {"generation": str(generation), "updated_at": str(time.time()),
-                                       "faiss_index": self.faiss_index})
+            Database.write_meta(
+                conn, {"generation": str(generation), "updated_at": str(time.time()), "faiss_index": self.faiss_index}
+            )
         self._snapshot = Snapshot(generation, sentences, passages)
         failpoint("after_commit")
         self.manifest().write(self.index_dir)
@@ -228,68 +237,20 @@ class FaissSQLiteDocumentStore:
                     f"{self.dimension}."
                 )
 
-    @staticmethod
-    def _delete_rows(conn: sqlite3.Connection, sentence_ids: list[int], passage_ids: list[int]) -> None:
-        texts = [r[0] for i in sentence_ids for r in conn.execute("SELECT text FROM sentences WHERE id = ?", (i,))]
-        Database.count_terms(conn, texts, -1)
-        conn.executemany("DELETE FROM sentences_fts WHERE rowid = ?", [(i,) for i in sentence_ids])
-        conn.executemany("DELETE FROM sentences WHERE id = ?", [(i,) for i in sentence_ids])
-        conn.executemany("DELETE FROM passages_fts WHERE rowid = ?", [(i,) for i in passage_ids])
-
-    @staticmethod
-    def _insert(
-        conn: sqlite3.Connection, upserts: list[SourceDocument]
-    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-        s_ids: list[int] = []
-        p_ids: list[int] = []
-        s_vecs: list[np.ndarray] = []
-        p_vecs: list[np.ndarray] = []
-        now = time.time()
-        for doc in upserts:
-            conn.execute(
-                "INSERT INTO documents(id, source, origin, content_hash, text, meta, indexed_at, sentence_count) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (doc.id, doc.source, doc.origin, doc.content_hash, doc.text, json.dumps(doc.meta), now,
-                 len(doc.sentences)),
-            )
-            passage_rows = []
-            for k, (start, end) in enumerate(doc.passages):
-                cur = conn.execute(
-                    'INSERT INTO passages(document_id, passage_index, start, "end", embedding) VALUES (?, ?, ?, ?, ?)',
-                    (doc.id, k, start, end, _blob(doc.passage_embeddings[k])),
-                )
-                row_id = int(cur.lastrowid or 0)
-                passage_rows.append(row_id)
-                conn.execute("INSERT INTO passages_fts(rowid, text) VALUES (?, ?)",
-                             (row_id, f"{doc.source}\n{doc.text[start:end]}"))
-            p_ids += passage_rows
-            p_vecs.append(doc.passage_embeddings)
-            for k, (start, end, passage) in enumerate(doc.sentences):
-                text = doc.text[start:end]
-                cur = conn.execute(
-                    'INSERT INTO sentences(document_id, passage_id, sentence_index, start, "end", text, embedding) '
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (doc.id, passage_rows[passage], k, start, end, text, _blob(doc.sentence_embeddings[k])),
-                )
-                row_id = int(cur.lastrowid or 0)
-                s_ids.append(row_id)
-                conn.execute("INSERT INTO sentences_fts(rowid, text) VALUES (?, ?)", (row_id, text))
-            s_vecs.append(doc.sentence_embeddings)
-            Database.count_terms(conn, [doc.text[a:b] for a, b, _ in doc.sentences], +1)
-        return _stack(s_ids, s_vecs), _stack(p_ids, p_vecs)
-
     def _rebuild(self, conn: sqlite3.Connection) -> tuple[VectorIndex, VectorIndex]:
         built = []
         for table in ("sentences", "passages"):
             index = VectorIndex.create(self.faiss_index, self.dimension)
             rows = list(conn.execute(f"SELECT id, embedding FROM {table} ORDER BY id"))
             ids = [r[0] for r in rows]
-            index.add(*_stack(ids, [np.stack([unblob(r[1]) for r in rows])] if rows else []))
+            index.add(*stack(ids, [np.stack([unblob(r[1]) for r in rows])] if rows else []))
             built.append(index)
         return built[0], built[1]
 
     # --- reading ---------------------------------------------------------------------------------
-    def dense_sentences(self, query: np.ndarray, k: int, filters: dict[str, Any] | None = None) -> list[tuple[int, float]]:
+    def dense_sentences(
+        self, query: np.ndarray, k: int, filters: dict[str, Any] | None = None
+    ) -> list[tuple[int, float]]:
         if filters:
             return self._filtered_dense(query, k, filters)
         return self.refresh().sentences.search(query, k)
@@ -340,8 +301,18 @@ class FaissSQLiteDocumentStore:
         rows = self.db.query(
             "SELECT id, source, origin, content_hash, indexed_at, sentence_count, meta FROM documents ORDER BY source"
         )
-        return [StoredDocument(r["id"], r["source"], r["origin"], r["content_hash"], r["indexed_at"],
-                               r["sentence_count"], json.loads(r["meta"])) for r in rows]
+        return [
+            StoredDocument(
+                r["id"],
+                r["source"],
+                r["origin"],
+                r["content_hash"],
+                r["indexed_at"],
+                r["sentence_count"],
+                json.loads(r["meta"]),
+            )
+            for r in rows
+        ]
 
     def document_text(self, document_id: str) -> str | None:
         rows = self.db.query("SELECT text FROM documents WHERE id = ?", (document_id,))
@@ -376,7 +347,7 @@ class FaissSQLiteDocumentStore:
                 raise DuplicateDocumentError(f"Document {doc_id!r} already exists.")
             if doc_id in existing and policy == DuplicatePolicy.SKIP:
                 continue
-            upserts.append(_source_from_sentences(doc_id, docs))
+            upserts.append(source_from_sentences(doc_id, docs))
         self.apply(upserts, [])
         return sum(len(d.sentences) for d in upserts)
 
@@ -387,51 +358,33 @@ class FaissSQLiteDocumentStore:
         for ident in document_ids:
             match = _SENTENCE_ID.match(ident)
             if match:
-                sentence_rows += [int(r["id"]) for r in self.db.query(
-                    "SELECT id FROM sentences WHERE document_id = ? AND sentence_index = ?",
-                    (match.group("doc"), int(match.group("k"))))]
+                sentence_rows += [
+                    int(r["id"])
+                    for r in self.db.query(
+                        "SELECT id FROM sentences WHERE document_id = ? AND sentence_index = ?",
+                        (match.group("doc"), int(match.group("k"))),
+                    )
+                ]
             else:
                 docs.append(ident)
         self.apply([], docs, sentence_deletes=sentence_rows)
 
     def to_dict(self) -> dict[str, Any]:
-        return default_to_dict(self, index_dir=str(self.index_dir), model=self.model, dimension=self.dimension,
-                               faiss_index=self.faiss_index, nprobe=self.nprobe, ef_search=self.ef_search,
-                               create=self.create)
+        return default_to_dict(
+            self,
+            index_dir=str(self.index_dir),
+            model=self.model,
+            dimension=self.dimension,
+            faiss_index=self.faiss_index,
+            nprobe=self.nprobe,
+            ef_search=self.ef_search,
+            create=self.create,
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaissSQLiteDocumentStore:
         return default_from_dict(cls, data)
 
 
-def row_to_document(row: sqlite3.Row, score: float | None = None, with_embedding: bool = False) -> Document:
-    meta = {"document_id": row["document_id"], "source": row["source"], "start": row["start"],
-            "end": row["end"], "sentence_index": row["sentence_index"], "passage_id": row["passage_id"],
-            "row_id": row["id"]}
-    embedding = unblob(row["embedding"]).tolist() if with_embedding else None
-    return Document(id=f"{row['document_id']}:s{row['sentence_index']}", content=row["text"], meta=meta,
-                    score=score, embedding=embedding)
-
-
-def _stack(ids: list[int], vectors: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    matrix = np.concatenate(vectors) if vectors else np.zeros((0, 1), dtype=np.float32)
-    return np.array(ids, dtype=np.int64), matrix
-
-
 def _needs_compaction(index: VectorIndex) -> bool:
     return len(index.tombstones) > max(1000, index.index.ntotal // 4)
-
-
-def _source_from_sentences(doc_id: str, docs: list[Document]) -> SourceDocument:
-    text, spans, pos = "", [], 0
-    for doc in docs:
-        content = doc.content or ""
-        spans.append((pos, pos + len(content), len(spans)))
-        text += content + "\n"
-        pos = len(text)
-    vectors = np.array([d.embedding for d in docs], dtype=np.float32)
-    return SourceDocument(
-        id=doc_id, source=str(docs[0].meta.get("source", doc_id)), origin=f"haystack:{doc_id}", text=text,
-        content_hash=content_hash(text), sentences=spans, sentence_embeddings=vectors,
-        passages=[(s, e) for s, e, _ in spans], passage_embeddings=vectors,
-    )

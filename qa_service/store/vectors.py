@@ -70,12 +70,15 @@ class VectorIndex:
             return []
         fetch = min(int(self.index.ntotal), k + len(self.tombstones))
         scores, ids = self.index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), fetch)
-        hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True)
-                if i >= 0 and int(i) not in self.tombstones]
+        hits = [
+            (int(i), float(s))
+            for i, s in zip(ids[0], scores[0], strict=True)
+            if i >= 0 and int(i) not in self.tombstones
+        ]
         return hits[:k]
 
     def set_search_params(self, nprobe: int, ef_search: int) -> None:
-        base = faiss.downcast_index(self.index.index)
+        base = faiss.downcast_index(self.index.index)  # type: ignore[attr-defined]
         if hasattr(base, "nprobe"):
             base.nprobe = nprobe
         if hasattr(base, "hnsw"):
@@ -103,7 +106,7 @@ class VectorIndex:
 
 
 def _training_minimum(index: faiss.Index) -> int:
-    base = faiss.downcast_index(index.index if hasattr(index, "id_map") else index)
+    base = faiss.downcast_index(getattr(index, "index", index))
     return int(getattr(base, "nlist", 1))
 
 

@@ -20,8 +20,12 @@ def run_indexer(docs: Path, index_dir: Path, failpoint: str | None = None) -> su
     env = {**os.environ, "QA_EMBEDDING_MODEL": "hash:64", "QA_INDEX_DIR": str(index_dir)}
     if failpoint:
         env["QA_FAILPOINT"] = failpoint
-    return subprocess.Popen([sys.executable, "-m", "qa_service.cli", "index", str(docs)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "qa_service.cli", "index", str(docs)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def settings_for(index_dir: Path) -> Settings:
@@ -47,7 +51,9 @@ def test_killed_indexer_leaves_a_loadable_index(tmp_path: Path, seeds_copy: Path
     answer = service.ask(QUESTION)
     assert "20,000 to 30,000" in answer.citations[0].text
     assert not any(p.name.endswith(".tmp") for p in index_dir.iterdir())
-    stray = [p for p in index_dir.glob("*.faiss") if not p.name.endswith(f"-{service.store.manifest().generation}.faiss")]
+    stray = [
+        p for p in index_dir.glob("*.faiss") if not p.name.endswith(f"-{service.store.manifest().generation}.faiss")
+    ]
     assert stray == []
     service.store.db.close()
 
@@ -60,7 +66,9 @@ def test_kill_at_arbitrary_moments(tmp_path: Path) -> None:
     docs = tmp_path / "many"
     docs.mkdir()
     for i in range(400):
-        (docs / f"doc{i:03}.txt").write_text(" ".join(f"Document {i} sentence {j} mentions item{i}x{j}." for j in range(60)))
+        (docs / f"doc{i:03}.txt").write_text(
+            " ".join(f"Document {i} sentence {j} mentions item{i}x{j}." for j in range(60))
+        )
     index_dir = tmp_path / "index"
     for delay in (1.5, 3.0, 4.5):
         proc = run_indexer(docs, index_dir)

@@ -22,8 +22,14 @@ def source(doc_id: str, sentences: list[str]) -> SourceDocument:
         spans.append((start, start + len(s), 0))
         pos = start + len(s)
     return SourceDocument(
-        id=doc_id, source=f"{doc_id}.txt", origin=f"/docs/{doc_id}.txt", text=text, content_hash=doc_id,
-        sentences=spans, sentence_embeddings=ENC.embed(sentences), passages=[(0, len(text))],
+        id=doc_id,
+        source=f"{doc_id}.txt",
+        origin=f"/docs/{doc_id}.txt",
+        text=text,
+        content_hash=doc_id,
+        sentences=spans,
+        sentence_embeddings=ENC.embed(sentences),
+        passages=[(0, len(text))],
         passage_embeddings=ENC.embed([text]),
     )
 
@@ -98,8 +104,9 @@ def test_filters_apply_before_search(tmp_path: Path) -> None:
     only_b = {"field": "meta.document_id", "operator": "==", "value": "b"}
     hits = store.dense_sentences(ENC.embed(["Shared words here."])[0], 1, only_b)
     assert store.sentence_rows([hits[0][0]])[0]["document_id"] == "b"
-    docs = store.filter_documents({"operator": "OR", "conditions": [only_b,
-                                   {"field": "meta.source", "operator": "in", "value": ["a.txt"]}]})
+    docs = store.filter_documents(
+        {"operator": "OR", "conditions": [only_b, {"field": "meta.source", "operator": "in", "value": ["a.txt"]}]}
+    )
     assert sorted(d.meta["document_id"] for d in docs) == ["a", "b"]
     assert store.filter_documents({"field": "content", "operator": "!=", "value": "Shared words here."})[0].id == "b:s0"
     with pytest.raises(InvalidInputError):
@@ -108,7 +115,7 @@ def test_filters_apply_before_search(tmp_path: Path) -> None:
 
 def test_keyword_query_is_injection_safe(tmp_path: Path) -> None:
     store = open_store(tmp_path)
-    store.apply([source("a", ["Quoted \"words\" AND stuff NEAR(x)."])], [])
+    store.apply([source("a", ['Quoted "words" AND stuff NEAR(x).'])], [])
     assert store.keyword_sentences('" OR ( AND * ) "', 5) == []  # only syntax and stopwords: no query
     assert store.keyword_sentences('NEAR( "stuff', 5)  # FTS syntax is quoted, the words still match
     assert store.keyword_sentences("zebra) OR (", 5) == []
@@ -116,8 +123,10 @@ def test_keyword_query_is_injection_safe(tmp_path: Path) -> None:
 
 def test_haystack_protocol_write_filter_delete(tmp_path: Path) -> None:
     store = open_store(tmp_path)
-    docs = [Document(content=t, embedding=ENC.embed([t])[0].tolist(), meta={"document_id": "g", "source": "g"})
-            for t in ["First fact.", "Second fact."]]
+    docs = [
+        Document(content=t, embedding=ENC.embed([t])[0].tolist(), meta={"document_id": "g", "source": "g"})
+        for t in ["First fact.", "Second fact."]
+    ]
     assert store.write_documents(docs) == 2
     with pytest.raises(DuplicateDocumentError):
         store.write_documents(docs)

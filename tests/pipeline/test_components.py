@@ -1,0 +1,75 @@
+from haystack import Document, Pipeline
+
+from qa_service.lexical import content_terms, coverage, expected_answer_type, matches_answer_type
+from qa_service.pipeline.answer import ABSTAIN_MESSAGE, AnswerBuilder, support_probability
+from qa_service.pipeline.builders import build_indexing_pipeline, build_query_pipeline
+from qa_service.service import QAService, TextSource
+from qa_service.settings import AbstentionModel, Settings
+
+
+def ranked(score: float, evidence: dict[str, float], text: str = "S.", k: int = 0) -> Document:
+    return Document(
+        id=f"d:s{k}",
+        content=text,
+        score=score,
+        meta={"document_id": "d", "source": "d.txt", "start": 0, "end": len(text), "evidence": evidence},
+    )
+
+
+STRONG = {"late_interaction": 0.8, "coverage": 1.0, "dense_titled": 0.7}
+WEAK = {"late_interaction": 0.3, "coverage": 0.0, "dense_titled": 0.1}
+
+
+def test_lexical_features() -> None:
+    assert content_terms("How many troops withdrew?") == {"many", "troop", "withdrew"}
+    assert coverage({"troop", "kherson"}, {"troop"}, lambda t: 2.0 if t == "kherson" else 1.0) == 1 / 3
+    assert expected_answer_type("In what year did it open?") == "date"
+    assert expected_answer_type("How many troops?") == "number"
+    assert expected_answer_type("Who led them?") == "person"
+    assert matches_answer_type("number", "How many?", "They moved 20,000 troops.")
+    assert not matches_answer_type("date", "When?", "No time here.")
+    assert matches_answer_type("person", "Who met Rollo?", "Rollo met Charles.")
+
+
+def test_answer_builder_abstains_below_threshold_and_cites_close_sentences() -> None:
+    builder = AnswerBuilder(max_citations=3, citation_margin=1.0)
+    assert support_probability(STRONG, builder.abstention) > 0.9 > 0.01 > support_probability(WEAK, builder.abstention)
+    out = builder.run([ranked(2.0, WEAK)])["answer"]
+    assert out.abstained and out.answer == ABSTAIN_MESSAGE and out.citations == []
+    docs = [
+        ranked(3.0, STRONG, "First.", 0),
+        ranked(2.5, STRONG, "Second.", 1),
+        ranked(2.4, WEAK, "Weak.", 2),
+        ranked(0.5, STRONG, "Far.", 3),
+    ]
+    answer = builder.run(docs)["answer"]
+    assert answer.answer == "First. [1] Second. [2]"
+    assert [c.text for c in answer.citations] == ["First.", "Second."]
+    assert builder.run([])["answer"].abstained
+
+
+def test_answer_builder_roundtrip() -> None:
+    builder = AnswerBuilder(max_citations=2, abstention=AbstentionModel(threshold=0.7).model_dump())
+    clone = AnswerBuilder.from_dict(builder.to_dict())
+    assert clone.max_citations == 2 and clone.abstention.threshold == 0.7
+
+
+def test_ranker_prefers_the_sentence_that_answers(fake_settings: Settings) -> None:
+    service = QAService(fake_settings)
+    service.index_texts(
+        [TextSource("bridge.txt", "The bridge is painted red. The bridge opened in 1932. Tourists love the bridge.")]
+    )
+    detailed = service.ask_detailed("When did the bridge open?")
+    assert detailed.ranked[0].content == "The bridge opened in 1932."
+    evidence = detailed.ranked[0].meta["evidence"]
+    assert evidence["answer_type"] == 1.0 and evidence["coverage"] == 1.0
+    assert set(evidence) >= {"dense_sentence", "dense_titled", "dense_passage", "bm25_sentence", "late_interaction"}
+
+
+def test_pipelines_serialize_and_load(fake_settings: Settings) -> None:
+    service = QAService(fake_settings)
+    query = build_query_pipeline(fake_settings, service.store)
+    restored = Pipeline.loads(query.dumps())
+    assert set(restored.to_dict()["components"]) == set(query.to_dict()["components"])
+    indexing = Pipeline.loads(build_indexing_pipeline(fake_settings).dumps())
+    assert "splitter" in indexing.to_dict()["components"]

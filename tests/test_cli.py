@@ -1,0 +1,81 @@
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from qa_service.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def hash_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QA_EMBEDDING_MODEL", "hash:64")
+    monkeypatch.setenv("QA_ABSTENTION__THRESHOLD", "0")
+
+
+def test_index_then_ask_json(tmp_path: Path, seeds_copy: Path) -> None:
+    index_dir = str(tmp_path / "idx")
+    result = runner.invoke(app, ["index", str(seeds_copy), "--index-dir", index_dir])
+    assert result.exit_code == 0, result.output
+    assert "1 added" in result.output
+    again = runner.invoke(app, ["index", str(seeds_copy), "--index-dir", index_dir])
+    assert "1 unchanged" in again.output
+    result = runner.invoke(app, ["ask", "How many troops withdrew from Kherson?", "--json", "--index-dir", index_dir])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert "20,000 to 30,000" in body["citations"][0]["text"] and body["abstained"] is False
+    plain = runner.invoke(app, ["ask", "How many troops withdrew from Kherson?", "--index-dir", index_dir])
+    assert "[1]" in plain.output and "confidence:" in plain.output
+
+
+def test_ask_without_index_explains_what_to_do(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["ask", "Anything?", "--index-dir", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "qa-service index" in result.output
+    assert not (tmp_path / "none").exists()
+
+
+def test_index_reports_bad_paths(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["index", str(tmp_path / "missing"), "--index-dir", str(tmp_path / "i")])
+    assert result.exit_code == 2 and "not found" in result.output
+
+
+def test_eval_squad_on_a_tiny_file(tmp_path: Path) -> None:
+    data = {
+        "version": "v2.0",
+        "data": [
+            {
+                "title": "Bridges",
+                "paragraphs": [
+                    {
+                        "context": "The bridge opened in 1932. It is painted red.",
+                        "qas": [
+                            {
+                                "question": "When did the bridge open?",
+                                "id": "q1",
+                                "is_impossible": False,
+                                "answers": [{"text": "1932", "answer_start": 21}],
+                            },
+                            {"question": "Who painted it?", "id": "q2", "is_impossible": True, "answers": []},
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps(data))
+    result = runner.invoke(app, ["eval", "squad", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    assert metrics["top1_sentence_hit"] == 1.0 and metrics["answerable"] == 1 and metrics["unanswerable"] == 1
+    for key in (
+        "top3_sentence_hit",
+        "answered_rate_answerable",
+        "abstain_rate_unanswerable",
+        "p50_ms",
+        "p95_ms",
+        "index_seconds",
+    ):
+        assert key in metrics
