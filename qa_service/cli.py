@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -97,10 +96,13 @@ def serve(
     import uvicorn
 
     from qa_service.api.app import create_app
+    from qa_service.api.observability import configure_logging
 
     settings = _settings(index_dir)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+    configure_logging(settings.log_json)
+    uvicorn.run(
+        create_app(settings), host=host or settings.host, port=port or settings.port, access_log=False, log_config=None
+    )
 
 
 @eval_app.command("squad")

@@ -1,24 +1,75 @@
-"""Conversation history kept server-side, bounded in size and expiring after an idle TTL."""
+"""Conversations and feedback, persisted in SQLite; a conversation expires after an idle TTL."""
 
 from __future__ import annotations
 
 import re
+import sqlite3
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
-from qa_service.contract import Turn
-from qa_service.errors import InvalidInputError
+from qa_service.contract import Answer, Turn
+from qa_service.errors import InvalidInputError, NotFoundError
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY, created_at REAL NOT NULL, updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS turns (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    turn INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, answer TEXT, created_at REAL NOT NULL,
+    PRIMARY KEY (conversation_id, turn)
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, conversation_id TEXT NOT NULL, turn INTEGER NOT NULL,
+    rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT, created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversations_updated ON conversations(updated_at);
+"""
+
+
+@dataclass(frozen=True)
+class StoredTurn:
+    turn: int
+    role: Literal["user", "assistant"]
+    content: str
+    answer: Answer | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    created_at: float
+    updated_at: float
+    turns: list[StoredTurn]
+
 
 class ConversationStore:
-    def __init__(self, ttl_seconds: float = 3600, max_conversations: int = 10_000, max_turns: int = 50) -> None:
-        self.ttl, self.max_conversations, self.max_turns = ttl_seconds, max_conversations, max_turns
-        self._items: OrderedDict[str, tuple[float, list[Turn]]] = OrderedDict()
+    def __init__(self, path: Path, ttl_seconds: float = 7 * 24 * 3600, max_turns: int = 200) -> None:
+        self.path, self.ttl, self.max_turns = path, ttl_seconds, max_turns
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
         self._lock = threading.Lock()
+        with self._conn() as conn:
+            conn.executescript(_SCHEMA)
+
+    @contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        yield conn
 
     @staticmethod
     def new_id() -> str:
@@ -30,23 +81,88 @@ class ConversationStore:
             raise InvalidInputError("conversation_id must be 1-64 characters of letters, digits, '-' or '_'.")
         return conversation_id
 
+    def get(self, conversation_id: str) -> Conversation | None:
+        with self._conn() as conn:
+            self._expire(conn)
+            row = conn.execute(
+                "SELECT created_at, updated_at FROM conversations WHERE id = ?", (conversation_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            turns = [
+                StoredTurn(t, r, c, Answer.model_validate_json(a) if a else None, at)
+                for t, r, c, a, at in conn.execute(
+                    "SELECT turn, role, content, answer, created_at FROM turns WHERE conversation_id = ? ORDER BY turn",
+                    (conversation_id,),
+                )
+            ]
+        return Conversation(conversation_id, row[0], row[1], turns)
+
     def history(self, conversation_id: str) -> list[Turn]:
-        with self._lock:
-            self._expire()
-            entry = self._items.get(conversation_id)
-            return list(entry[1]) if entry else []
+        conversation = self.get(conversation_id)
+        if conversation is None:
+            return []
+        return [Turn(role=t.role, content=t.content, answer=t.answer) for t in conversation.turns]
 
-    def append(self, conversation_id: str, *turns: Turn) -> None:
-        with self._lock:
-            _, existing = self._items.pop(conversation_id, (0.0, []))
-            self._items[conversation_id] = (time.monotonic(), [*existing, *turns][-self.max_turns :])
-            while len(self._items) > self.max_conversations:
-                self._items.popitem(last=False)
+    def append(self, conversation_id: str, *turns: Turn) -> list[int]:
+        """Store turns; returns their turn numbers (1-based, in conversation order)."""
+        now = time.time()
+        with self._lock, self._conn() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "INSERT INTO conversations(id, created_at, updated_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at",
+                    (conversation_id, now, now),
+                )
+                last = conn.execute(
+                    "SELECT COALESCE(MAX(turn), 0) FROM turns WHERE conversation_id = ?", (conversation_id,)
+                ).fetchone()[0]
+                numbers = []
+                for n, turn in enumerate(turns, start=last + 1):
+                    answer = turn.answer.model_dump_json() if turn.answer else None
+                    conn.execute(
+                        "INSERT INTO turns(conversation_id, turn, role, content, answer, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (conversation_id, n, turn.role, turn.content, answer, now),
+                    )
+                    numbers.append(n)
+                conn.execute(
+                    "DELETE FROM turns WHERE conversation_id = ? AND turn <= ?",
+                    (conversation_id, last + len(turns) - self.max_turns),
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        return numbers
 
-    def _expire(self) -> None:
-        cutoff = time.monotonic() - self.ttl
-        while self._items:
-            key, (touched, _) = next(iter(self._items.items()))
-            if touched >= cutoff:
-                break
-            del self._items[key]
+    def add_feedback(self, conversation_id: str, turn: int, rating: str, comment: str | None) -> int:
+        conversation = self.get(conversation_id)
+        if conversation is None:
+            raise NotFoundError(f"Conversation {conversation_id!r} not found (unknown or expired).")
+        if not any(t.turn == turn and t.role == "assistant" for t in conversation.turns):
+            raise NotFoundError(f"Conversation {conversation_id!r} has no answer at turn {turn}.")
+        with self._conn() as conn:
+            cur = conn.execute(
+                "INSERT INTO feedback(conversation_id, turn, rating, comment, created_at) VALUES (?, ?, ?, ?, ?)",
+                (conversation_id, turn, rating, comment, time.time()),
+            )
+        return int(cur.lastrowid or 0)
+
+    def feedback(self, conversation_id: str) -> list[dict[str, object]]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT turn, rating, comment, created_at FROM feedback WHERE conversation_id = ? ORDER BY id",
+                (conversation_id,),
+            ).fetchall()
+        return [{"turn": r[0], "rating": r[1], "comment": r[2], "created_at": r[3]} for r in rows]
+
+    def _expire(self, conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM conversations WHERE updated_at < ?", (time.time() - self.ttl,))
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

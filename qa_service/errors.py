@@ -6,6 +6,7 @@ class QAServiceError(Exception):
 
     code = "internal_error"
     http_status = 500
+    headers: dict[str, str] | None = None  # extra HTTP response headers (e.g. Retry-After)
 
 
 class InvalidInputError(QAServiceError):
@@ -23,9 +24,18 @@ class DocumentParseError(QAServiceError):
     http_status = 422
 
 
-class DocumentNotFoundError(QAServiceError):
-    code = "document_not_found"
+class NotFoundError(QAServiceError):
+    code = "not_found"
     http_status = 404
+
+
+class DocumentNotFoundError(NotFoundError):
+    code = "document_not_found"
+
+
+class PayloadTooLargeError(QAServiceError):
+    code = "payload_too_large"
+    http_status = 413
 
 
 class IndexNotFoundError(QAServiceError):

@@ -12,13 +12,13 @@ from typing import Any
 from haystack import Document
 
 from qa_service.contract import Answer, Turn
-from qa_service.errors import DocumentParseError, InvalidInputError
-from qa_service.ingest.converters import convert_file
+from qa_service.errors import DocumentNotFoundError, DocumentParseError, InvalidInputError
+from qa_service.ingest.converters import convert_bytes, convert_file
 from qa_service.ingest.sources import content_hash, discover, document_id, title_from_source
 from qa_service.lexical import content_terms
 from qa_service.pipeline.builders import build_indexing_pipeline, build_query_pipeline, open_store
 from qa_service.settings import Settings
-from qa_service.store.records import SourceDocument
+from qa_service.store.records import SourceDocument, StoredDocument
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ _ANAPHORA = frozenset(
     """.split()
 )
 _BATCH_CHARS = 2_000_000
+UPLOAD_ORIGIN = "upload:"
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,40 @@ class QAService:
 
     def delete_documents(self, document_ids: list[str]) -> int:
         return len(self.store.apply([], document_ids).deleted)
+
+    # --- document management (HTTP uploads) ------------------------------------------------------
+    def add_document(self, source: str, text: str | None = None, data: bytes | None = None) -> StoredDocument:
+        """Index one uploaded document (text, or file bytes converted by type); re-uploading the same
+        source name replaces it. Nothing is written unless conversion and embedding succeed."""
+        source = source.strip()
+        if not source or len(source) > 255:
+            raise InvalidInputError("source must be 1-255 characters.")
+        if text is None:
+            if data is None:
+                raise InvalidInputError("Send a file or a text.")
+            text = convert_bytes(source, data)
+        origin = UPLOAD_ORIGIN + source
+        self.index_texts([TextSource(source=source, text=text, origin=origin)])
+        return self.document(document_id(origin))
+
+    def documents(self) -> list[StoredDocument]:
+        return self.store.list_documents()
+
+    def document(self, doc_id: str) -> StoredDocument:
+        found = self.store.list_documents(doc_id)
+        if found:
+            return found[0]
+        raise DocumentNotFoundError(f"Document {doc_id!r} not found.")
+
+    def document_text(self, doc_id: str) -> str:
+        text = self.store.document_text(doc_id)
+        if text is None:
+            raise DocumentNotFoundError(f"Document {doc_id!r} not found.")
+        return text
+
+    def delete_document(self, doc_id: str) -> None:
+        if not self.store.apply([], [doc_id]).deleted:
+            raise DocumentNotFoundError(f"Document {doc_id!r} not found.")
 
     @staticmethod
     def _unembedded(

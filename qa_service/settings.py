@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -71,3 +71,19 @@ class Settings(BaseSettings):
     abstention: AbstentionModel = AbstentionModel()
     host: str = "127.0.0.1"
     port: int = 8000
+
+    # --- HTTP API ---------------------------------------------------------------------------------
+    admin_api_key: SecretStr | None = Field(
+        None, description="Bearer key for document management. Unset: document endpoints answer 403."
+    )
+    chat_api_key: SecretStr | None = Field(None, description="Bearer key for chat endpoints. Unset: chat is public.")
+    cors_origins: list[str] = Field(default_factory=list, description='Allowed CORS origins, e.g. ["https://x.org"].')
+    rate_limit_per_minute: int = Field(120, ge=1, description="Requests per minute per API key (or client IP).")
+    rate_limit_burst: int = Field(30, ge=1, description="Requests allowed at once before the rate applies.")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest JSON request body.")
+    max_upload_bytes: int = Field(20_000_000, ge=1024, description="Largest uploaded document.")
+    state_db: Path | None = Field(None, description="Conversations and feedback (default: INDEX_DIR/state.sqlite).")
+    conversation_ttl_seconds: int = Field(
+        7 * 24 * 3600, ge=60, description="Idle time after which a conversation expires."
+    )
+    log_json: bool = Field(True, description="Structured (JSON) request logs.")

@@ -1,4 +1,4 @@
-"""App factory: `create_app(settings)`; the lifespan owns the QAService (model + index)."""
+"""App factory: `create_app(settings)`; the lifespan owns the QAService (model + index) and the state DB."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from qa_service import __version__
 from qa_service.api.errors import install_error_handlers
+from qa_service.api.middleware import REQUEST_ID_HEADER, BodySizeLimitMiddleware, RequestContextMiddleware
+from qa_service.api.observability import Metrics
 from qa_service.api.routes import router
+from qa_service.api.security import RateLimiter
 from qa_service.conversations import ConversationStore
 from qa_service.settings import Settings
 
@@ -21,8 +25,8 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.settings = settings
-        app.state.conversations = ConversationStore()
+        state_db = settings.state_db or settings.index_dir / "state.sqlite"
+        app.state.conversations = ConversationStore(state_db, ttl_seconds=settings.conversation_ttl_seconds)
         if load_service:
             from qa_service.service import QAService
 
@@ -30,6 +34,7 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
             await run_in_threadpool(service.warm_up)
             app.state.service = service
         yield
+        app.state.conversations.close()
         loaded = getattr(app.state, "service", None)
         if loaded is not None and hasattr(loaded, "store"):
             loaded.store.db.close()
@@ -40,6 +45,33 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
         lifespan=lifespan,
         description="Answers questions from your documents with sentence-level citations.",
     )
+    app.state.settings = settings
+    app.state.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+
+    def index_size() -> tuple[int, int]:
+        service = getattr(app.state, "service", None)
+        if service is None or not hasattr(service, "store"):
+            return 0, 0
+        manifest = service.store.manifest()
+        return manifest.documents, manifest.sentences
+
+    app.state.metrics = Metrics(index_size)
     install_error_handlers(app)
     app.include_router(router)
+    # Outermost last: request context wraps everything, so even 413s and CORS preflights are logged.
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        limit=settings.max_body_bytes,
+        upload_limit=settings.max_upload_bytes,
+        upload_paths=("/v1/documents",),
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER],
+        )
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     return app

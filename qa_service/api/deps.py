@@ -1,4 +1,4 @@
-"""Dependencies: routes receive heavy resources through these aliases (tests override them)."""
+"""Dependencies: routes receive heavy resources and checks through these aliases (tests override them)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,18 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from qa_service.api.observability import Metrics
+from qa_service.api.security import ForbiddenError, RateLimiter, bearer_token, check_key, client_identity
 from qa_service.conversations import ConversationStore
+from qa_service.errors import IndexNotFoundError
 from qa_service.service import QAService
 from qa_service.settings import Settings
 
 
 def get_service(request: Request) -> QAService:
-    service: QAService = request.app.state.service
+    service: QAService | None = getattr(request.app.state, "service", None)
+    if service is None:
+        raise IndexNotFoundError("The service is starting; the index is not loaded yet.")
     return service
 
 
@@ -26,6 +31,33 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def _limit(request: Request) -> None:
+    limiter: RateLimiter = request.app.state.limiter
+    limiter.hit(client_identity(request))
+
+
+def require_chat(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
+    """Chat endpoints: the chat key when one is configured (the admin key also works), then the rate limit."""
+    if settings.chat_api_key is not None:
+        check_key(bearer_token(request), settings.chat_api_key, settings.admin_api_key)
+    _limit(request)
+
+
+def require_admin(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
+    if settings.admin_api_key is None:
+        raise ForbiddenError("Document management is disabled: set QA_ADMIN_API_KEY to enable it.")
+    check_key(bearer_token(request), settings.admin_api_key)
+    _limit(request)
+
+
 ServiceDep = Annotated[QAService, Depends(get_service)]
 ConversationsDep = Annotated[ConversationStore, Depends(get_conversations)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ChatAuth = Depends(require_chat)
+AdminAuth = Depends(require_admin)

@@ -14,8 +14,8 @@ from qa_service.errors import QAServiceError
 logger = logging.getLogger(__name__)
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}})
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}}, headers=headers)
 
 
 def _describe(exc: RequestValidationError) -> str:
@@ -31,7 +31,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def domain_error(_: Request, exc: QAServiceError) -> JSONResponse:
         if exc.http_status >= 500:
             logger.error("%s: %s", exc.code, exc)
-        return error_response(exc.http_status, exc.code, str(exc))
+        return error_response(exc.http_status, exc.code, str(exc), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -39,7 +39,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return error_response(exc.status_code, "http_error", str(exc.detail))
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+        return error_response(
+            exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, field_validator
+from typing import Any, Literal
 
-from qa_service.contract import Answer
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from qa_service.contract import Answer, Citation
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return value
 
 
 class ChatRequest(BaseModel):
@@ -12,30 +20,136 @@ class ChatRequest(BaseModel):
         ..., min_length=1, description="The question.", examples=["How many troops withdrew from Kherson?"]
     )
     conversation_id: str | None = Field(None, description="Continue a conversation; omit to start one.")
+    stream: bool = Field(False, description="Stream server-sent events (same as `Accept: text/event-stream`).")
 
     @field_validator("message")
     @classmethod
-    def not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("message must not be empty or only whitespace")
-        return value
+    def _message_not_blank(cls, value: str) -> str:
+        return _not_blank(value)
 
 
 class ChatResponse(Answer):
     conversation_id: str = Field(..., description="Send it back to ask a follow-up question.")
+    turn: int = Field(..., ge=1, description="Turn number of this answer in the conversation (for feedback).")
 
 
 class Health(BaseModel):
-    status: str = Field("ok")
+    status: Literal["ok"] = "ok"
     documents: int
     sentences: int
     model: str
 
 
+class Ready(BaseModel):
+    status: Literal["ready"] = "ready"
+    generation: int = Field(..., description="Index generation being served.")
+
+
 class ErrorDetail(BaseModel):
-    code: str
-    message: str
+    code: str = Field(..., description="Stable machine-readable code.")
+    message: str = Field(..., description="What went wrong and how to fix it.")
 
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+# --- documents ------------------------------------------------------------------------------------
+class DocumentText(BaseModel):
+    source: str = Field(..., min_length=1, max_length=255, description="Name shown in citations.")
+    text: str = Field(..., min_length=1, description="Plain text of the document.")
+
+    @field_validator("source", "text")
+    @classmethod
+    def _fields_not_blank(cls, value: str) -> str:
+        return _not_blank(value)
+
+
+class DocumentInfo(BaseModel):
+    id: str
+    source: str
+    sentences: int = Field(..., description="Number of indexed sentences.")
+    content_hash: str = Field(..., description="SHA-256 of the source content.")
+    indexed_at: float = Field(..., description="Unix time of indexing.")
+
+
+class DocumentDetail(DocumentInfo):
+    text: str = Field(..., description="Full text; citation offsets index into it.")
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentInfo]
+
+
+# --- conversations and feedback -------------------------------------------------------------------
+class ConversationTurn(BaseModel):
+    turn: int
+    role: Literal["user", "assistant"]
+    content: str
+    citations: list[Citation] = Field(default_factory=list)
+    abstained: bool | None = None
+    created_at: float
+
+
+class ConversationOut(BaseModel):
+    id: str
+    created_at: float
+    updated_at: float
+    turns: list[ConversationTurn]
+
+
+class FeedbackRequest(BaseModel):
+    conversation_id: str = Field(..., min_length=1, max_length=64)
+    turn: int = Field(..., ge=1, description="The `turn` of the answer being rated.")
+    rating: Literal["up", "down"]
+    comment: str | None = Field(None, max_length=2000)
+
+
+class FeedbackOut(BaseModel):
+    id: int
+    status: Literal["stored"] = "stored"
+
+
+# --- OpenAI-compatible chat completions ----------------------------------------------------------
+class OpenAIMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class CompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str = Field("qa-service", max_length=200, description="Accepted and echoed.")
+    messages: list[OpenAIMessage] = Field(..., min_length=1)
+    stream: bool = False
+
+
+class CompletionMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+    citations: list[Citation]
+
+
+class CompletionChoice(BaseModel):
+    index: int = 0
+    message: CompletionMessage
+    finish_reason: Literal["stop"] = "stop"
+    citations: list[Citation]
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class CompletionResponse(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage
+    citations: list[Citation]
+    abstained: bool
+    confidence: float

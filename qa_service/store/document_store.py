@@ -297,10 +297,13 @@ class FaissSQLiteDocumentStore:
                 found[doc.origin] = doc
         return found
 
-    def list_documents(self) -> list[StoredDocument]:
-        rows = self.db.query(
-            "SELECT id, source, origin, content_hash, indexed_at, sentence_count, meta FROM documents ORDER BY source"
-        )
+    def list_documents(self, document_id: str | None = None) -> list[StoredDocument]:
+        """All documents by source name, or the one with `document_id`."""
+        sql = "SELECT id, source, origin, content_hash, indexed_at, sentence_count, meta FROM documents"
+        params: tuple[str, ...] = ()
+        if document_id is not None:
+            sql, params = sql + " WHERE id = ?", (document_id,)
+        rows = self.db.query(sql + " ORDER BY source", params)
         return [
             StoredDocument(
                 r["id"],

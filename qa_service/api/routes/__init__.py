@@ -1,0 +1,9 @@
+"""HTTP routes; each module translates one area of the API to QAService calls and back."""
+
+from fastapi import APIRouter
+
+from qa_service.api.routes import chat, conversations, documents, openai_compat, ops
+
+router = APIRouter()
+for module in (chat, openai_compat, conversations, documents, ops):
+    router.include_router(module.router)

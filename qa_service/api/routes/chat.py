@@ -1,0 +1,78 @@
+"""POST /v1/chat: JSON, or server-sent events when asked to stream."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Header
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from qa_service.api.deps import ChatAuth, ConversationsDep, MetricsDep, ServiceDep
+from qa_service.api.routes.responses import errors
+from qa_service.api.schemas import ChatRequest, ChatResponse
+from qa_service.api.sse import SSE_HEADERS, SSE_MEDIA_TYPE, event, wants_stream
+from qa_service.chat import ChatResult, converse
+from qa_service.errors import QAServiceError
+
+router = APIRouter(tags=["chat"])
+logger = logging.getLogger(__name__)
+
+
+def _response(result: ChatResult) -> ChatResponse:
+    return ChatResponse(**result.answer.model_dump(), conversation_id=result.conversation_id, turn=result.turn)
+
+
+@router.post(
+    "/v1/chat",
+    response_model=ChatResponse,
+    dependencies=[ChatAuth],
+    responses={
+        **errors(401, 413, 422, 429, 503),
+        200: {
+            "content": {SSE_MEDIA_TYPE: {"schema": {"type": "string"}}},
+            "description": "The answer, or with streaming: `answer` events (text deltas), a `citations` "
+            "event, then `done` with the whole answer; failures arrive as an `error` event.",
+        },
+    },
+    summary="Ask a question; the answer cites its source sentences.",
+)
+async def chat(
+    body: ChatRequest,
+    service: ServiceDep,
+    conversations: ConversationsDep,
+    metrics: MetricsDep,
+    accept: str | None = Header(None, include_in_schema=False),
+) -> ChatResponse | StreamingResponse:
+    if body.conversation_id:
+        conversations.check_id(body.conversation_id)
+    if wants_stream(accept, body.stream):
+        return StreamingResponse(
+            _stream(body, service, conversations, metrics), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
+        )
+    result = await run_in_threadpool(converse, service, conversations, body.message, body.conversation_id)
+    metrics.answered("chat", result.answer.abstained)
+    return _response(result)
+
+
+def _stream(
+    body: ChatRequest, service: ServiceDep, conversations: ConversationsDep, metrics: MetricsDep
+) -> Iterator[str]:
+    """A sync generator: Starlette iterates it in a worker thread, off the event loop."""
+    try:
+        result = converse(service, conversations, body.message, body.conversation_id)
+    except QAServiceError as exc:
+        yield event("error", {"error": {"code": exc.code, "message": str(exc)}})
+        return
+    except Exception:
+        logger.exception("Streaming chat failed")
+        yield event("error", {"error": {"code": "internal_error", "message": "Internal server error."}})
+        return
+    metrics.answered("chat", result.answer.abstained)
+    answer = result.answer
+    pieces = [f"{c.text} [{c.index}]" for c in answer.citations] or [answer.answer]
+    for n, piece in enumerate(pieces):
+        yield event("answer", {"delta": piece if n == 0 else " " + piece})
+    yield event("citations", {"citations": [c.model_dump() for c in answer.citations]})
+    yield event("done", _response(result).model_dump())

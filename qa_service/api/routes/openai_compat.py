@@ -1,0 +1,146 @@
+"""POST /v1/chat/completions, compatible with OpenAI clients; citations travel as extra fields."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from qa_service.api.deps import ChatAuth, ConversationsDep, MetricsDep, ServiceDep
+from qa_service.api.routes.responses import errors
+from qa_service.api.schemas import (
+    CompletionChoice,
+    CompletionMessage,
+    CompletionRequest,
+    CompletionResponse,
+    OpenAIMessage,
+    Usage,
+)
+from qa_service.api.sse import SSE_HEADERS, SSE_MEDIA_TYPE
+from qa_service.chat import ChatResult, converse
+from qa_service.contract import Turn
+from qa_service.errors import InvalidInputError, QAServiceError
+
+router = APIRouter(tags=["openai"])
+logger = logging.getLogger(__name__)
+
+
+def _text(message: OpenAIMessage) -> str:
+    if isinstance(message.content, list):  # content parts: keep the text ones
+        return " ".join(str(p.get("text", "")) for p in message.content if p.get("type") == "text")
+    return message.content or ""
+
+
+def _question_and_history(body: CompletionRequest) -> tuple[str, list[Turn]]:
+    users = [m for m in body.messages if m.role == "user"]
+    if not users or body.messages[-1].role != "user" or not _text(users[-1]).strip():
+        raise InvalidInputError("messages must end with a non-empty user message (the question).")
+    history = [Turn(role="user", content=_text(m)) for m in users[:-1]]
+    return _text(users[-1]), history
+
+
+def _usage(question: str, answer: str) -> Usage:
+    prompt, completion = len(question.split()), len(answer.split())
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+
+@router.post(
+    "/v1/chat/completions",
+    response_model=CompletionResponse,
+    dependencies=[ChatAuth],
+    responses={
+        **errors(401, 413, 422, 429, 503),
+        200: {
+            "content": {SSE_MEDIA_TYPE: {"schema": {"type": "string"}}},
+            "description": "A chat completion, or `chat.completion.chunk` events ending with `[DONE]`; "
+            "the last chunk carries `citations`.",
+        },
+    },
+    summary="OpenAI-compatible chat completions (the official SDK works unchanged).",
+)
+async def completions(
+    body: CompletionRequest, service: ServiceDep, conversations: ConversationsDep, metrics: MetricsDep
+) -> CompletionResponse | StreamingResponse:
+    question, history = _question_and_history(body)
+    completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    if body.stream:
+        chunks = _stream(question, history, body.model, completion_id, created, service, conversations, metrics)
+        return StreamingResponse(chunks, media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
+    result = await run_in_threadpool(converse, service, conversations, question, None, history)
+    metrics.answered("openai", result.answer.abstained)
+    answer = result.answer
+    return CompletionResponse(
+        id=completion_id,
+        created=created,
+        model=body.model,
+        usage=_usage(question, answer.answer),
+        choices=[
+            CompletionChoice(
+                message=CompletionMessage(content=answer.answer, citations=answer.citations), citations=answer.citations
+            )
+        ],
+        citations=answer.citations,
+        abstained=answer.abstained,
+        confidence=answer.confidence,
+    )
+
+
+def _chunk(
+    completion_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None = None, **extra: Any
+) -> str:
+    payload = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+def _stream(
+    question: str,
+    history: list[Turn],
+    model: str,
+    completion_id: str,
+    created: int,
+    service: ServiceDep,
+    conversations: ConversationsDep,
+    metrics: MetricsDep,
+) -> Iterator[str]:
+    try:
+        result: ChatResult = converse(service, conversations, question, None, history)
+    except QAServiceError as exc:
+        yield f"data: {json.dumps({'error': {'code': exc.code, 'message': str(exc)}})}\n\n"
+        return
+    except Exception:
+        logger.exception("Streaming completion failed")
+        yield f"data: {json.dumps({'error': {'code': 'internal_error', 'message': 'Internal server error.'}})}\n\n"
+        return
+    metrics.answered("openai", result.answer.abstained)
+    answer = result.answer
+    yield _chunk(completion_id, created, model, {"role": "assistant", "content": ""})
+    pieces = [f"{c.text} [{c.index}]" for c in answer.citations] or [answer.answer]
+    for n, piece in enumerate(pieces):
+        yield _chunk(completion_id, created, model, {"content": piece if n == 0 else " " + piece})
+    citations = [c.model_dump() for c in answer.citations]
+    yield _chunk(
+        completion_id,
+        created,
+        model,
+        {},
+        "stop",
+        citations=citations,
+        abstained=answer.abstained,
+        confidence=answer.confidence,
+        usage=_usage(question, answer.answer).model_dump(),
+    )
+    yield "data: [DONE]\n\n"

@@ -1,0 +1,37 @@
+"""A conversation turn: history in, answer out, both turns stored. Shared by every chat channel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qa_service.contract import Answer, Turn
+from qa_service.conversations import ConversationStore
+from qa_service.service import QAService
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    answer: Answer
+    conversation_id: str
+    turn: int
+
+
+def converse(
+    service: QAService,
+    conversations: ConversationStore,
+    message: str,
+    conversation_id: str | None = None,
+    history: list[Turn] | None = None,
+) -> ChatResult:
+    """Answer `message` in its conversation. `history` (e.g. an OpenAI `messages` list) is used when
+    given; otherwise the stored history of `conversation_id`."""
+    conversation_id = conversations.check_id(conversation_id) if conversation_id else conversations.new_id()
+    if history is None:
+        history = conversations.history(conversation_id)
+    answer = service.ask(message, history=history)
+    _, turn = conversations.append(
+        conversation_id,
+        Turn(role="user", content=message),
+        Turn(role="assistant", content=answer.answer, answer=answer),
+    )
+    return ChatResult(answer, conversation_id, turn)
