@@ -7,6 +7,12 @@ from typing import Any
 
 SSE_MEDIA_TYPE = "text/event-stream"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# OpenAPI schema of one event of a stream (each `data` is a JSON document, or `[DONE]`).
+SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"}},
+    "required": ["data"],
+}
 
 
 def event(name: str | None, data: Any) -> str:

@@ -1,22 +1,12 @@
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from qa_service.api.app import create_app
 from qa_service.api.deps import get_service
-from qa_service.service import QAService
 from qa_service.settings import Settings
 
 QUESTION = "How many troops withdrew from Kherson?"
-
-
-@pytest.fixture
-def client(fake_settings: Settings, seeds_copy: Path) -> Iterator[TestClient]:
-    QAService(fake_settings).index_paths([seeds_copy])
-    with TestClient(create_app(fake_settings)) as c:
-        yield c
 
 
 def test_chat_returns_the_answer_contract(client: TestClient) -> None:
@@ -34,9 +24,12 @@ def test_conversation_id_carries_history(client: TestClient) -> None:
     cid = first["conversation_id"]
     second = client.post("/v1/chat", json={"message": "What did he say?", "conversation_id": cid})
     assert second.status_code == 200 and second.json()["conversation_id"] == cid
+    assert second.json()["turn"] == 4
     service = client.app.state.service  # type: ignore[attr-defined]
+    stored = client.get(f"/v1/conversations/{cid}").json()
+    assert [t["role"] for t in stored["turns"]] == ["user", "assistant", "user", "assistant"]
+    assert stored["turns"][1]["citations"] == first["citations"]
     history = client.app.state.conversations.history(cid)  # type: ignore[attr-defined]
-    assert [t.role for t in history] == ["user", "assistant", "user", "assistant"]
     assert service.retrieval_query("What did he say?", history[:2]).startswith("Who is Mark Milley?")
 
 

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from qa_service.api.deps import ChatAuth, ConversationsDep, MetricsDep, ServiceDep
 from qa_service.api.routes.responses import errors
 from qa_service.api.schemas import ChatRequest, ChatResponse
-from qa_service.api.sse import SSE_HEADERS, SSE_MEDIA_TYPE, event, wants_stream
+from qa_service.api.sse import SSE_EVENT_SCHEMA, SSE_HEADERS, SSE_MEDIA_TYPE, event, wants_stream
 from qa_service.chat import ChatResult, converse
 from qa_service.errors import QAServiceError
 
@@ -31,7 +31,7 @@ def _response(result: ChatResult) -> ChatResponse:
     responses={
         **errors(401, 413, 422, 429, 503),
         200: {
-            "content": {SSE_MEDIA_TYPE: {"schema": {"type": "string"}}},
+            "content": {SSE_MEDIA_TYPE: {"schema": SSE_EVENT_SCHEMA}},
             "description": "The answer, or with streaming: `answer` events (text deltas), a `citations` "
             "event, then `done` with the whole answer; failures arrive as an `error` event.",
         },

@@ -6,6 +6,8 @@ from fastapi import APIRouter, Path, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 
 from qa_service.api.deps import AdminAuth, ServiceDep
 from qa_service.api.routes.responses import errors
@@ -61,7 +63,10 @@ def _info(doc: StoredDocument) -> DocumentInfo:
 async def upload(request: Request, service: ServiceDep) -> DocumentInfo:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=5)
+        try:
+            form = await request.form(max_files=1, max_fields=5)
+        except (HTTPException, MultiPartException) as exc:
+            raise InvalidInputError(f"Malformed multipart body: {getattr(exc, 'detail', exc)}") from exc
         file = form.get("file")
         if not isinstance(file, UploadFile) or not file.filename:
             raise InvalidInputError("Send the document as the multipart field 'file' with a file name.")

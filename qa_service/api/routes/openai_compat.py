@@ -23,7 +23,7 @@ from qa_service.api.schemas import (
     OpenAIMessage,
     Usage,
 )
-from qa_service.api.sse import SSE_HEADERS, SSE_MEDIA_TYPE
+from qa_service.api.sse import SSE_EVENT_SCHEMA, SSE_HEADERS, SSE_MEDIA_TYPE
 from qa_service.chat import ChatResult, converse
 from qa_service.contract import Turn
 from qa_service.errors import InvalidInputError, QAServiceError
@@ -58,7 +58,7 @@ def _usage(question: str, answer: str) -> Usage:
     responses={
         **errors(401, 413, 422, 429, 503),
         200: {
-            "content": {SSE_MEDIA_TYPE: {"schema": {"type": "string"}}},
+            "content": {SSE_MEDIA_TYPE: {"schema": SSE_EVENT_SCHEMA}},
             "description": "A chat completion, or `chat.completion.chunk` events ending with `[DONE]`; "
             "the last chunk carries `citations`.",
         },
