@@ -19,7 +19,7 @@ def test_api_service_is_consistent_with_settings_and_routes() -> None:
     assert set(env) <= fields, set(env) - fields
     index_dir = env["QA_INDEX_DIR"]
     assert any(v.split(":")[1] == index_dir for v in api["volumes"])
-    assert "/healthz" in " ".join(api["healthcheck"]["test"])
+    assert "/readyz" in " ".join(api["healthcheck"]["test"])
     assert api["ports"] == ["127.0.0.1:8000:8000"]
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "EXPOSE 8000" in dockerfile and "requirements.lock" in dockerfile

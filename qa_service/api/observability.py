@@ -66,3 +66,4 @@ def configure_logging(json_logs: bool) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(logging.INFO)
+    logging.getLogger("haystack").setLevel(logging.WARNING)  # per-component "Running ..." lines
