@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SQUAD ?= ../shared/eval/squad2-dev-subset.json
 
-.PHONY: install run index serve test test-fast lint eval clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: install browser run index serve test test-fast lint eval clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,13 +19,21 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
+# The widget's browser tests drive Debian's Chromium (never a downloaded browser).
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "Install Chromium at $(CHROMIUM) to run the browser tests"; exit 1; }
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium
+
+browser: $(CHROMIUM)
+
 index: install ## index seeds/ (skips unchanged files, so it is cheap when nothing changed)
 	$(BIN)/qa-service index seeds
 
 run: index ## set up, index seeds/ if needed, serve on http://127.0.0.1:8000
 	$(BIN)/qa-service serve --host 127.0.0.1 --port 8000
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
 
 test-fast: install

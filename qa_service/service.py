@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,10 @@ _ANAPHORA = frozenset(
 )
 _BATCH_CHARS = 2_000_000
 UPLOAD_ORIGIN = "upload:"
+# Capitalised words not at the start of a sentence: the names a pronoun can refer to.
+_PRONOUN = re.compile(r"\b(he|she|they|him|her|them|his|their|hers|theirs)\b", re.IGNORECASE)
+_POSSESSIVE = {"his", "their", "hers", "theirs"}
+_NAME = re.compile(r"(?<![.?!]\s)(?<!^)\b[A-Z][\w'-]+(?:\s+[A-Z][\w'-]+)*")
 
 
 @dataclass(frozen=True)
@@ -97,15 +102,25 @@ class QAService:
         return DetailedAnswer(result["answer_builder"]["answer"], result["ranker"]["documents"], query)
 
     def retrieval_query(self, question: str, history: list[Turn]) -> str:
-        """Resolve follow-ups: a question with a pronoun or few content words is read together with the
-        user's previous questions ("Who is Mark Milley?" + "What did he say about negotiations?")."""
+        """Resolve follow-ups. A question with a pronoun or few content words is read with what it refers
+        to: the names in the user's previous questions ("What did he say about negotiations?" after "Who
+        is Mark Milley?" -> "... Mark Milley"), or, when those name nobody, the previous questions."""
         earlier = [t.content for t in history if t.role == "user"][-self.settings.history_turns :]
         if not earlier or self.settings.history_turns == 0:
             return question
         words = {w.lower().strip("?.,!'\"") for w in question.split()}
-        if words & _ANAPHORA or len(content_terms(question)) <= 2:
+        if not (words & _ANAPHORA or len(content_terms(question)) <= 2):
+            return question
+        names = list(dict.fromkeys(n for text in earlier for n in _NAME.findall(text) if n.lower() not in words))
+        if not names:
             return " ".join([*earlier, question])
-        return question
+        referent = " and ".join(names)
+        pronoun = _PRONOUN.search(question)
+        if pronoun is None:
+            return f"{question} {referent}"
+        if pronoun.group(0).lower() in _POSSESSIVE:
+            referent += "'s"
+        return question[: pronoun.start()] + referent + question[pronoun.end() :]
 
     # --- indexing ----------------------------------------------------------------------------
     def index_paths(
@@ -209,6 +224,15 @@ class QAService:
         if text is None:
             raise DocumentNotFoundError(f"Document {doc_id!r} not found.")
         return text
+
+    def citation_context(self, doc_id: str, start: int, end: int, window: int = 400) -> tuple[str, str, str, str]:
+        """(source, text before, the sentence, text after) for a cited sentence; only spans that are
+        indexed sentences are served, so this exposes cited context, not arbitrary document text."""
+        if not self.store.has_sentence(doc_id, start, end):
+            raise DocumentNotFoundError(f"No sentence {start}-{end} in document {doc_id!r}.")
+        text = self.document_text(doc_id)
+        before, after = text[max(0, start - window) : start], text[end : end + window]
+        return self.document(doc_id).source, before, text[start:end], after
 
     def delete_document(self, doc_id: str) -> None:
         if not self.store.apply([], [doc_id]).deleted:

@@ -58,9 +58,14 @@ def test_follow_up_questions_use_the_conversation(service: QAService) -> None:
         ]
     )
     history = [Turn(role="user", content="Who was Ada Lovelace?")]
+    assert service.retrieval_query("What did she translate?", history) == "What did Ada Lovelace translate?"
+    turing = [Turn(role="user", content="Who was Alan Turing?")]
     assert (
-        service.retrieval_query("What did she translate?", history) == "Who was Ada Lovelace? What did she translate?"
+        service.retrieval_query("Which code did his team break?", turing) == "Which code did Alan Turing's team break?"
     )
+    assert service.retrieval_query("And after that?", history) == "And after that? Ada Lovelace"
+    no_names = [Turn(role="user", content="how many troops withdrew?")]
+    assert service.retrieval_query("why did they?", no_names) == "how many troops withdrew? why did they?"
     assert service.retrieval_query("When did Alan Turing break the Enigma code?", history).startswith("When")
     assert service.retrieval_query("What did she translate?", []) == "What did she translate?"
 

@@ -77,6 +77,14 @@ class DocumentDetail(DocumentInfo):
     text: str = Field(..., description="Full text; citation offsets index into it.")
 
 
+class CitationContext(BaseModel):
+    document_id: str
+    source: str
+    before: str = Field(..., description="Up to 400 characters of document text before the sentence.")
+    sentence: str = Field(..., description="The cited sentence.")
+    after: str = Field(..., description="Up to 400 characters after it.")
+
+
 class DocumentList(BaseModel):
     documents: list[DocumentInfo]
 

@@ -317,6 +317,10 @@ class FaissSQLiteDocumentStore:
             for r in rows
         ]
 
+    def has_sentence(self, document_id: str, start: int, end: int) -> bool:
+        sql = 'SELECT 1 FROM sentences WHERE document_id = ? AND start = ? AND "end" = ? LIMIT 1'
+        return bool(self.db.query(sql, (document_id, start, end)))
+
     def document_text(self, document_id: str) -> str | None:
         rows = self.db.query("SELECT text FROM documents WHERE id = ?", (document_id,))
         return rows[0]["text"] if rows else None

@@ -1,4 +1,3 @@
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -30,7 +29,7 @@ def test_conversation_id_carries_history(client: TestClient) -> None:
     assert [t["role"] for t in stored["turns"]] == ["user", "assistant", "user", "assistant"]
     assert stored["turns"][1]["citations"] == first["citations"]
     history = client.app.state.conversations.history(cid)  # type: ignore[attr-defined]
-    assert service.retrieval_query("What did he say?", history[:2]).startswith("Who is Mark Milley?")
+    assert service.retrieval_query("What did he say?", history[:2]) == "What did Mark Milley say?"
 
 
 @pytest.mark.parametrize(

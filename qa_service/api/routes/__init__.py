@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from qa_service.api.routes import chat, conversations, documents, openai_compat, ops
+from qa_service.api.routes import chat, conversations, documents, openai_compat, ops, web
 
 router = APIRouter()
-for module in (chat, openai_compat, conversations, documents, ops):
+for module in (chat, openai_compat, conversations, web, documents, ops):
     router.include_router(module.router)
