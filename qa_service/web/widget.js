@@ -29,7 +29,7 @@
     "* { box-sizing: border-box; font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; }",
     ".launcher { position: fixed; bottom: 20px; " + cfg.position + ": 20px; z-index: 2147483000;",
     "  width: 56px; height: 56px; border-radius: 50%; border: 0; cursor: pointer; color: #fff;",
-    "  background: var(--accent); box-shadow: 0 4px 14px rgba(0,0,0,.25); font-size: 24px; line-height: 56px; padding: 0; }",
+    "  background: var(--accent); box-shadow: 0 4px 14px rgba(0,0,0,.25); padding: 0; display: flex; align-items: center; justify-content: center; }",
     ".launcher:focus-visible, button:focus-visible, textarea:focus-visible { outline: 3px solid #ffbf47; outline-offset: 2px; }",
     ".panel { position: fixed; bottom: 88px; " + cfg.position + ": 20px; z-index: 2147483000; width: 380px;",
     "  max-width: calc(100vw - 40px); height: 560px; max-height: calc(100vh - 120px); display: flex; flex-direction: column;",
@@ -48,7 +48,7 @@
     ".chip { display: inline-block; margin: 0 2px; padding: 0 6px; border-radius: 9px; border: 1px solid var(--accent);",
     "  background: #fff; color: var(--accent); font-size: 12px; font-weight: 600; cursor: pointer; line-height: 18px; }",
     ".meta { display: flex; gap: 6px; margin-top: 6px; align-items: center; font-size: 12px; color: #5b6470; }",
-    ".meta button { border: 1px solid #d0d5db; background: #fff; border-radius: 6px; cursor: pointer; padding: 1px 7px; font-size: 13px; }",
+    ".meta button { border: 1px solid #d0d5db; background: #fff; color: #5b6470; border-radius: 6px; cursor: pointer; padding: 2px 7px; line-height: 0; }",
     ".meta button[aria-pressed='true'] { background: var(--accent); color: #fff; border-color: var(--accent); }",
     ".retry { margin-top: 6px; border: 1px solid #7a1c17; background: #fff; color: #7a1c17; border-radius: 6px; cursor: pointer; padding: 2px 10px; }",
     ".typing { align-self: flex-start; color: #5b6470; font-size: 13px; padding: 4px 8px; }",
@@ -78,6 +78,29 @@
     });
     (children || []).forEach(function (c) { node.appendChild(typeof c === "string" ? document.createTextNode(c) : c); });
     return node;
+  }
+
+  var ICONS = {
+    chat: "M20 2H4c-1.1 0-2 .9-2 2v18l4-4h14c1.1 0 2-.9 2-2V4c0-1.1-.9-2-2-2z",
+    up: "M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 1 7.59 7.59C7.22 " +
+        "7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z",
+    down: "M15 3H6c-.83 0-1.54.5-1.84 1.22l-3.02 7.05c-.09.23-.14.47-.14.73v2c0 1.1.9 2 2 2h6.31l-.95 4.57-.03.32c0 " +
+          ".41.17.79.44 1.06L9.83 23l6.59-6.59c.36-.36.58-.86.58-1.41V5c0-1.1-.9-2-2-2zm4 0v12h4V3h-4z",
+  };
+
+  function icon(name, size) {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", size);
+    svg.setAttribute("height", size);
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    var path = document.createElementNS(ns, "path");
+    path.setAttribute("d", ICONS[name]);
+    path.setAttribute("fill", "currentColor");
+    svg.appendChild(path);
+    return svg;
   }
 
   /* Answer text with [n] markers -> text nodes and citation chips (never HTML). */
@@ -114,7 +137,7 @@
   root.appendChild(style);
 
   var launcher = el("button", { class: "launcher", type: "button", "aria-label": "Open chat: " + cfg.title,
-    "aria-expanded": "false", "aria-controls": "qa-panel", text: "💬" });
+    "aria-expanded": "false", "aria-controls": "qa-panel" }, [icon("chat", "26")]);
   var closeBtn = el("button", { type: "button", "aria-label": "Close chat", text: "✕" });
   var log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-relevant": "additions text" });
   var input = el("textarea", { rows: "1", placeholder: "Ask a question…", "aria-label": "Your question" });
@@ -200,8 +223,10 @@
       else renderAnswer(body, msg.text, msg.citations, showContext);
       node.appendChild(body);
       if (msg.turn) {
-        var up = el("button", { type: "button", "aria-label": "Helpful", "aria-pressed": String(msg.rating === "up"), "data-rating": "up", text: "👍" });
-        var down = el("button", { type: "button", "aria-label": "Not helpful", "aria-pressed": String(msg.rating === "down"), "data-rating": "down", text: "👎" });
+        var up = el("button", { type: "button", "aria-label": "Helpful", "aria-pressed": String(msg.rating === "up"),
+          "data-rating": "up" }, [icon("up", "14")]);
+        var down = el("button", { type: "button", "aria-label": "Not helpful",
+          "aria-pressed": String(msg.rating === "down"), "data-rating": "down" }, [icon("down", "14")]);
         [up, down].forEach(function (b) { b.addEventListener("click", function () { feedback(msg, b.dataset.rating, [up, down]); }); });
         node.appendChild(el("div", { class: "meta" }, [up, down]));
       }
