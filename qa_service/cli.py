@@ -105,6 +105,39 @@ def serve(
     )
 
 
+@app.command()
+def slack(index_dir: IndexDir = None) -> None:
+    """Run the Slack bot over Socket Mode (no public URL needed): needs QA_SLACK_BOT_TOKEN,
+    QA_SLACK_SIGNING_SECRET and the app-level token QA_SLACK_APP_TOKEN."""
+    from qa_service.api.observability import configure_logging
+    from qa_service.conversations import ConversationStore
+    from qa_service.service import QAService
+
+    settings = _settings(index_dir)
+    if settings.slack_app_token is None or settings.slack_bot_token is None or settings.slack_signing_secret is None:
+        typer.secho(
+            "Error: Socket Mode needs QA_SLACK_APP_TOKEN (xapp-...), QA_SLACK_BOT_TOKEN (xoxb-...) and "
+            "QA_SLACK_SIGNING_SECRET.",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(code=2)
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from qa_service.slack.bot import build_slack_app
+
+    configure_logging(settings.log_json)
+    try:
+        service = QAService(settings, create_index=False)
+    except QAServiceError as exc:
+        raise _fail(exc) from exc
+    conversations = ConversationStore(
+        settings.state_db or settings.index_dir / "state.sqlite", ttl_seconds=settings.conversation_ttl_seconds
+    )
+    bot = build_slack_app(settings, service, conversations)
+    SocketModeHandler(bot, settings.slack_app_token.get_secret_value()).start()
+
+
 @eval_app.command("squad")
 def eval_squad(
     file: Annotated[Path, typer.Argument(help="SQuAD (2.0) JSON file.", exists=True, dir_okay=False)],

@@ -87,3 +87,9 @@ class Settings(BaseSettings):
         7 * 24 * 3600, ge=60, description="Idle time after which a conversation expires."
     )
     log_json: bool = Field(True, description="Structured (JSON) request logs.")
+
+    # --- Slack ------------------------------------------------------------------------------------
+    slack_bot_token: SecretStr | None = Field(None, description="xoxb- token; enables the Slack bot.")
+    slack_signing_secret: SecretStr | None = Field(None, description="Verifies Events API requests.")
+    slack_app_token: SecretStr | None = Field(None, description="xapp- token for Socket Mode (`qa-service slack`).")
+    slack_api_url: str = Field("https://slack.com/api/", description="Slack Web API base URL.")

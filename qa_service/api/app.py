@@ -33,6 +33,10 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
             service = await run_in_threadpool(QAService, settings)
             await run_in_threadpool(service.warm_up)
             app.state.service = service
+            if settings.slack_bot_token is not None and settings.slack_signing_secret is not None:
+                from qa_service.slack.bot import build_slack_app
+
+                app.state.slack = build_slack_app(settings, service, app.state.conversations)
         yield
         app.state.conversations.close()
         loaded = getattr(app.state, "service", None)

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from qa_service.api.routes import chat, conversations, documents, openai_compat, ops, web
+from qa_service.api.routes import chat, conversations, documents, openai_compat, ops, slack, web
 
 router = APIRouter()
-for module in (chat, openai_compat, conversations, web, documents, ops):
+for module in (chat, openai_compat, conversations, web, documents, ops, slack):
     router.include_router(module.router)
