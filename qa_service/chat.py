@@ -16,6 +16,13 @@ class ChatResult:
     turn: int
 
 
+def answer_deltas(answer: Answer) -> list[str]:
+    """The answer as streamable pieces (one per cited sentence, with its marker); joined, they are
+    exactly `answer.answer`."""
+    pieces = [f"{c.text} [{c.index}]" for c in answer.citations] or [answer.answer]
+    return [piece if n == 0 else " " + piece for n, piece in enumerate(pieces)]
+
+
 def converse(
     service: QAService,
     conversations: ConversationStore,

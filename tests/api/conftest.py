@@ -8,6 +8,7 @@ from pydantic import SecretStr
 from qa_service.api.app import create_app
 from qa_service.service import QAService
 from qa_service.settings import Settings
+from tests.conftest import serve_in_thread
 
 ADMIN = "admin-secret-key"
 CHAT = "chat-secret-key"
@@ -43,22 +44,5 @@ def sse_events(text: str) -> list[tuple[str | None, str]]:
 @pytest.fixture
 def live_server(api_settings: Settings) -> Iterator[str]:
     """The app served by uvicorn on a free loopback port, in a thread."""
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(api_settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serve_in_thread(create_app(api_settings)) as url:
+        yield url

@@ -1,7 +1,5 @@
 """Property-based API testing from /openapi.json: no 5xx, responses match the documented schemas."""
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from schemathesis import checks
 from qa_service.api.app import create_app
 from qa_service.service import QAService
 from tests.api.conftest import ADMIN
-from tests.conftest import SEEDS, hash_settings
+from tests.conftest import SEEDS, hash_settings, serve_in_thread
 
 CHECKS = [
     checks.not_a_server_error,
@@ -27,27 +25,13 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import socket
-
-    import uvicorn
-
     index_dir: Path = tmp_path_factory.mktemp("fuzz") / "index"
     config = hash_settings(index_dir).model_copy(
         update={"admin_api_key": SecretStr(ADMIN), "rate_limit_burst": 100_000, "rate_limit_per_minute": 100_000}
     )
     QAService(config).index_paths([SEEDS])
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive()
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serve_in_thread(create_app(config)) as url:
+        yield url
 
 
 def test_api_conforms_to_its_schema(base_url: str) -> None:

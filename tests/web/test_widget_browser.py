@@ -2,9 +2,6 @@
 
 import json
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +9,7 @@ import pytest
 
 from qa_service.api.app import create_app
 from qa_service.service import QAService, TextSource
-from tests.conftest import SEEDS, real_settings
+from tests.conftest import SEEDS, real_settings, serve_in_thread
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -23,7 +20,6 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object]]:
-    import uvicorn
 
     settings = real_settings(tmp_path_factory.mktemp("widget") / "index")
     service = QAService(settings)
@@ -31,19 +27,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, obje
     service.index_texts([TextSource("evil <b>notes</b>.txt", EVIL)])
     service.store.db.close()
     app = create_app(settings)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}", app
-    srv.should_exit = True
-    thread.join(timeout=30)
+    with serve_in_thread(app) as url:
+        yield url, app
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from qa_service.api.deps import ChatAuth, ConversationsDep, MetricsDep, ServiceD
 from qa_service.api.routes.responses import errors
 from qa_service.api.schemas import ChatRequest, ChatResponse
 from qa_service.api.sse import SSE_EVENT_SCHEMA, SSE_HEADERS, SSE_MEDIA_TYPE, event, wants_stream
-from qa_service.chat import ChatResult, converse
+from qa_service.chat import ChatResult, answer_deltas, converse
 from qa_service.errors import QAServiceError
 
 router = APIRouter(tags=["chat"])
@@ -71,8 +71,7 @@ def _stream(
         return
     metrics.answered("chat", result.answer.abstained)
     answer = result.answer
-    pieces = [f"{c.text} [{c.index}]" for c in answer.citations] or [answer.answer]
-    for n, piece in enumerate(pieces):
-        yield event("answer", {"delta": piece if n == 0 else " " + piece})
+    for delta in answer_deltas(answer):
+        yield event("answer", {"delta": delta})
     yield event("citations", {"citations": [c.model_dump() for c in answer.citations]})
     yield event("done", _response(result).model_dump())

@@ -24,7 +24,7 @@ from qa_service.api.schemas import (
     Usage,
 )
 from qa_service.api.sse import SSE_EVENT_SCHEMA, SSE_HEADERS, SSE_MEDIA_TYPE
-from qa_service.chat import ChatResult, converse
+from qa_service.chat import ChatResult, answer_deltas, converse
 from qa_service.contract import Turn
 from qa_service.errors import InvalidInputError, QAServiceError
 
@@ -128,9 +128,8 @@ def _stream(
     metrics.answered("openai", result.answer.abstained)
     answer = result.answer
     yield _chunk(completion_id, created, model, {"role": "assistant", "content": ""})
-    pieces = [f"{c.text} [{c.index}]" for c in answer.citations] or [answer.answer]
-    for n, piece in enumerate(pieces):
-        yield _chunk(completion_id, created, model, {"content": piece if n == 0 else " " + piece})
+    for delta in answer_deltas(answer):
+        yield _chunk(completion_id, created, model, {"content": delta})
     citations = [c.model_dump() for c in answer.citations]
     yield _chunk(
         completion_id,
