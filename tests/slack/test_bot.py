@@ -208,3 +208,20 @@ def test_socket_mode_command_explains_missing_tokens(monkeypatch) -> None:  # ty
     monkeypatch.delenv("QA_SLACK_APP_TOKEN", raising=False)
     result = CliRunner().invoke(app, ["slack"])
     assert result.exit_code == 2 and "QA_SLACK_APP_TOKEN" in result.output
+
+
+def test_the_bots_own_messages_are_ignored(slack_client: TestClient, fake_slack: FakeSlack) -> None:
+    own = {
+        "type": "message",
+        "channel_type": "im",
+        "user": "UBOT",
+        "text": KHERSON,
+        "ts": "1700000000.5",
+        "channel": "D1",
+    }
+    post_event(slack_client, own, "EvSelf")
+    post_event(slack_client, mention(KHERSON, ts="1700000000.6", user="UBOT"), "EvSelfMention")
+    post_event(slack_client, mention(KHERSON, ts="1700000000.7"), "EvHuman")
+    (post,) = fake_slack.wait_for("chat.postMessage")
+    time.sleep(1)
+    assert len(fake_slack.posted("chat.postMessage")) == 1 and post["thread_ts"] == "1700000000.7"

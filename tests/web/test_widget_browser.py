@@ -201,3 +201,32 @@ def test_html_in_answers_and_documents_is_shown_as_text(page) -> None:  # type: 
     assert rendered["chips"] == 1 and "[9]" in rendered["text"]  # unknown markers stay text
     page.wait_for_timeout(300)
     assert page.evaluate("window.pwned") is None
+
+
+def test_data_attribute_options(browser, server) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(server[0] + "/healthz")  # any page of the origin; the widget is added by one tag
+    page.evaluate(
+        """url => {
+        const s = document.createElement('script');
+        s.src = url + '/widget.js';
+        Object.assign(s.dataset, {title: 'Help desk', greeting: 'Hello there', accent: '#ff0000',
+                                  position: 'left', open: 'true'});
+        document.body.appendChild(s);
+    }""",
+        server[0],
+    )
+    page.wait_for_selector(".panel:not([hidden])")
+    assert page.locator("header h2").inner_text() == "Help desk"
+    assert page.locator(".msg.bot").first.inner_text() == "Hello there"
+    assert (
+        page.evaluate(
+            "getComputedStyle(document.querySelector('#qa-widget-host').shadowRoot"
+            ".querySelector('header')).backgroundColor"
+        )
+        == "rgb(255, 0, 0)"
+    )
+    launcher = page.locator(".launcher").bounding_box()
+    assert launcher is not None and launcher["x"] < 100
+    context.close()
