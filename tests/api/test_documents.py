@@ -81,7 +81,7 @@ def test_queries_keep_answering_while_an_upload_is_indexed(client: TestClient) -
     import time
 
     service = client.app.state.service  # type: ignore[attr-defined]
-    original = service._embed
+    original = service.indexer._embed
     started = threading.Event()
 
     def slow_embed(docs):  # type: ignore[no-untyped-def]
@@ -89,7 +89,7 @@ def test_queries_keep_answering_while_an_upload_is_indexed(client: TestClient) -
         time.sleep(1.5)
         return original(docs)
 
-    service._embed = slow_embed
+    service.indexer._embed = slow_embed
     upload = threading.Thread(
         target=lambda: client.post(
             "/v1/documents", json={"source": "penguins.txt", "text": PENGUINS}, headers=ADMIN_HEADERS

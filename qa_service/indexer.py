@@ -1,0 +1,195 @@
+"""Indexing: turn files and texts into embedded sentences and passages, committed in atomic batches."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from haystack import Document, Pipeline
+
+from qa_service.errors import DocumentParseError, InvalidInputError
+from qa_service.ingest.converters import convert_file
+from qa_service.ingest.sources import content_hash, discover, document_id, title_from_source
+from qa_service.store.document_store import FaissSQLiteDocumentStore
+from qa_service.store.records import SourceDocument
+
+logger = logging.getLogger(__name__)
+_BATCH_CHARS = 2_000_000
+
+
+@dataclass(frozen=True)
+class TextSource:
+    """A document given as text: `origin` identifies it for re-index sync (defaults to its source)."""
+
+    source: str
+    text: str
+    origin: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class IndexReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    sentences: int = 0
+    failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Indexer:
+    """Syncs the store with files or texts; every batch of about 2 MB of text is one generation."""
+
+    def __init__(self, store: FaissSQLiteDocumentStore, pipeline: Pipeline) -> None:
+        self.store, self._pipeline = store, pipeline
+
+    def index_paths(
+        self,
+        paths: Iterable[Path],
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> IndexReport:
+        """Sync the index with the files under `paths`: new and changed files are (re)indexed, unchanged
+        ones skipped by content hash, and documents whose file disappeared from those paths removed."""
+        started = time.perf_counter()
+        files, scopes = discover(paths)
+        existing = self.store.documents_under(scopes)
+        report = IndexReport()
+        todo = []
+        for f in files:
+            raw_hash = content_hash(f.path.read_bytes())
+            known = existing.get(f.origin)
+            if known is not None and known.content_hash == raw_hash and known.source == f.source:
+                report.unchanged += 1
+            else:
+                todo.append((f, raw_hash, known is not None))
+        seen = {f.origin for f in files}
+        removed = [doc.id for origin, doc in existing.items() if origin not in seen]
+        report.removed = len(removed)
+
+        def converted() -> Iterator[tuple[SourceDocument, bool]]:
+            for f, raw_hash, is_update in todo:
+                try:
+                    text = convert_file(f.path)
+                except DocumentParseError as exc:
+                    logger.warning("Skipping %s: %s", f.source, exc)
+                    report.failed.append(f"{f.source}: {exc}")
+                    continue
+                yield self._unembedded(document_id(f.origin), f.source, f.origin, text, raw_hash, {}), is_update
+
+        self._write(converted(), removed, report, len(todo), on_progress)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def index_texts(
+        self,
+        sources: list[TextSource],
+        prune_origin_prefix: str | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> IndexReport:
+        """Index documents given as text (API uploads, evaluation corpora)."""
+        started = time.perf_counter()
+        report = IndexReport()
+        known = {d.origin: d for d in self.store.list_documents()}
+        todo = []
+        for item in sources:
+            origin = item.origin or item.source
+            digest = content_hash(item.text)
+            if origin in known and known[origin].content_hash == digest:
+                report.unchanged += 1
+                continue
+            todo.append(
+                (
+                    self._unembedded(document_id(origin), item.source, origin, item.text, digest, item.meta),
+                    origin in known,
+                )
+            )
+        removed = []
+        if prune_origin_prefix is not None:
+            wanted = {s.origin or s.source for s in sources}
+            removed = [d.id for o, d in known.items() if o.startswith(prune_origin_prefix) and o not in wanted]
+        report.removed = len(removed)
+        self._write(iter(todo), removed, report, len(todo), on_progress)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    @staticmethod
+    def _unembedded(
+        doc_id: str, source: str, origin: str, text: str, digest: str, meta: dict[str, Any]
+    ) -> SourceDocument:
+        if not text.strip():
+            raise InvalidInputError(f"Document {source!r} has no text.")
+        empty = np.zeros((0, 0), dtype=np.float32)
+        return SourceDocument(doc_id, source, origin, text, digest, [], empty, [], empty, dict(meta))
+
+    def _write(
+        self,
+        docs: Iterator[tuple[SourceDocument, bool]],
+        removed: list[str],
+        report: IndexReport,
+        total: int,
+        on_progress: Callable[[int, int], None] | None,
+    ) -> None:
+        """Embed and commit in batches; every batch is one atomic generation of the index."""
+        batch: list[tuple[SourceDocument, bool]] = []
+        chars = done = 0
+        pending_deletes = list(removed)
+
+        def flush() -> None:
+            nonlocal batch, chars, done, pending_deletes
+            if not batch and not pending_deletes:
+                return
+            embedded = self._embed([d for d, _ in batch])
+            self.store.apply(embedded, pending_deletes)
+            for _, is_update in batch:
+                report.updated += is_update
+                report.added += not is_update
+            report.sentences += sum(len(d.sentences) for d in embedded)
+            done += len(batch)
+            if on_progress:
+                on_progress(done, total)
+            batch, chars, pending_deletes = [], 0, []
+
+        for doc, is_update in docs:
+            batch.append((doc, is_update))
+            chars += len(doc.text)
+            if chars >= _BATCH_CHARS:
+                flush()
+        flush()
+
+    def _embed(self, docs: list[SourceDocument]) -> list[SourceDocument]:
+        if not docs:
+            return []
+        inputs = [
+            Document(
+                id=d.id,
+                content=d.text,
+                meta={
+                    "document_id": d.id,
+                    "source": d.source,
+                    "title": d.meta.get("title") or title_from_source(d.source),
+                },
+            )
+            for d in docs
+        ]
+        out = self._pipeline.run({"splitter": {"documents": inputs}})
+        sentences: dict[str, list[Document]] = {}
+        passages: dict[str, list[Document]] = {}
+        for s in out["sentence_embedder"]["documents"]:
+            sentences.setdefault(s.meta["document_id"], []).append(s)
+        for p in out["passage_embedder"]["documents"]:
+            passages.setdefault(p.meta["document_id"], []).append(p)
+        for doc in docs:
+            sents, pars = sentences.get(doc.id, []), passages.get(doc.id, [])
+            if not sents:
+                raise DocumentParseError(f"No sentences found in {doc.source!r}.")
+            doc.sentences = [(s.meta["start"], s.meta["end"], s.meta["passage_index"]) for s in sents]
+            doc.sentence_embeddings = np.array([s.embedding for s in sents], dtype=np.float32)
+            doc.passages = [(p.meta["start"], p.meta["end"]) for p in pars]
+            doc.passage_embeddings = np.array([p.embedding for p in pars], dtype=np.float32)
+        return docs
