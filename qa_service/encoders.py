@@ -97,14 +97,18 @@ class SentenceTransformerEncoder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with self._lock:
-            vectors = self._model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+            vectors = self._model.encode(
+                texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
         return np.asarray(vectors, dtype=np.float32)
 
     def embed_tokens(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         if not texts:
             return []
         with self._lock:
-            outputs = self._model.encode(texts, output_value=None, batch_size=64, convert_to_numpy=False)
+            outputs = self._model.encode(
+                texts, output_value=None, batch_size=64, convert_to_numpy=False, show_progress_bar=False
+            )
         result = []
         for out in cast(list[dict[str, Any]], outputs):
             n = int(out["attention_mask"].sum())

@@ -42,8 +42,10 @@ class QAService:
         self._query = build_query_pipeline(settings, self.store)
 
     def warm_up(self) -> None:
+        """Load the model and run one query, so the first user does not pay for lazy initialisation."""
         self._indexing.warm_up()
         self._query.warm_up()
+        self.ask("warm up")
 
     # --- asking ------------------------------------------------------------------------------
     def ask(self, question: str, history: list[Turn] | None = None, filters: dict[str, Any] | None = None) -> Answer:
