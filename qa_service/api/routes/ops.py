@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -20,7 +20,7 @@ def healthz(service: ServiceDep) -> Health:
 
 
 @router.get("/readyz", response_model=Ready, responses=errors(503), summary="Ready when the index is loaded.")
-def readyz(request: Request, service: ServiceDep) -> Ready:
+def readyz(service: ServiceDep) -> Ready:
     return Ready(generation=service.store.refresh().generation)
 
 
