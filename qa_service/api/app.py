@@ -56,8 +56,8 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
         service = getattr(app.state, "service", None)
         if service is None or not hasattr(service, "store"):
             return 0, 0
-        manifest = service.store.manifest()
-        return manifest.documents, manifest.sentences
+        documents, sentences, _ = service.store.counts()
+        return documents, sentences
 
     app.state.metrics = Metrics(index_size)
     install_error_handlers(app)

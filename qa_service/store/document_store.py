@@ -124,11 +124,11 @@ class FaissSQLiteDocumentStore:
                     "re-index into an empty directory."
                 )
             snapshot = Snapshot(generation, VectorIndex.load(s_path, spec), VectorIndex.load(p_path, spec))
-        counts = self.db.query("SELECT (SELECT COUNT(*) FROM sentences) AS s, (SELECT COUNT(*) FROM passages) AS p")[0]
-        if snapshot.sentences.size != counts["s"] or snapshot.passages.size != counts["p"]:
+        _, sentences, passages = self.counts()
+        if snapshot.sentences.size != sentences or snapshot.passages.size != passages:
             raise IndexMismatchError(
                 f"The index in {self.index_dir} is inconsistent ({snapshot.sentences.size} vectors for "
-                f"{counts['s']} sentences); re-index into an empty directory."
+                f"{sentences} sentences); re-index into an empty directory."
             )
         for index in (snapshot.sentences, snapshot.passages):
             index.set_search_params(self.nprobe, self.ef_search)
@@ -153,11 +153,16 @@ class FaissSQLiteDocumentStore:
         return snapshot
 
     # --- manifest --------------------------------------------------------------------------------
-    def _manifest_from(self, meta: dict[str, str]) -> Manifest:
-        counts = self.db.query(
+    def counts(self) -> tuple[int, int, int]:
+        """(documents, sentences, passages): cheap, for health checks and metrics."""
+        row = self.db.query(
             "SELECT (SELECT COUNT(*) FROM documents) AS d, (SELECT COUNT(*) FROM sentences) AS s, "
             "(SELECT COUNT(*) FROM passages) AS p"
         )[0]
+        return int(row["d"]), int(row["s"]), int(row["p"])
+
+    def _manifest_from(self, meta: dict[str, str]) -> Manifest:
+        documents, sentences, passages = self.counts()
         hashes = [row["content_hash"] for row in self.db.query("SELECT content_hash FROM documents")]
         return Manifest(
             schema_version=meta["schema_version"],
@@ -165,9 +170,9 @@ class FaissSQLiteDocumentStore:
             dimension=int(meta["dimension"]),
             faiss_index=meta["faiss_index"],
             generation=int(meta["generation"]),
-            documents=counts["d"],
-            sentences=counts["s"],
-            passages=counts["p"],
+            documents=documents,
+            sentences=sentences,
+            passages=passages,
             corpus_hash=corpus_hash(hashes),
             created_at=float(meta["created_at"]),
             updated_at=float(meta["updated_at"]),

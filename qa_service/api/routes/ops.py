@@ -15,8 +15,8 @@ router = APIRouter(tags=["ops"])
 
 @router.get("/healthz", response_model=Health, responses=errors(503), summary="Liveness and index size.")
 def healthz(service: ServiceDep) -> Health:
-    manifest = service.store.manifest()
-    return Health(documents=manifest.documents, sentences=manifest.sentences, model=manifest.model)
+    documents, sentences, _ = service.store.counts()
+    return Health(documents=documents, sentences=sentences, model=service.store.model)
 
 
 @router.get("/readyz", response_model=Ready, responses=errors(503), summary="Ready when the index is loaded.")
