@@ -121,7 +121,7 @@ class SentenceRanker:
         bm25_p = dict(store.keyword_passages(query, len(passages), restrict=list(passages)))
         q_terms = content_terms(query)
         sentence_terms = [content_terms(r["text"]) for r in rows]
-        df, total = store.db.term_frequencies(sorted(q_terms))
+        df, total = store.db.term_frequencies(sorted(q_terms)), store.sentence_count
         answer_type = expected_answer_type(query)
         features = {
             "dense_sentence": np.array([pooled @ q for _, pooled in tokens]),

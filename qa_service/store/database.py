@@ -171,14 +171,13 @@ class Database:
         params.append(limit)
         return [(int(row["rowid"]), -float(row["score"])) for row in self.query(sql, params)]
 
-    def term_frequencies(self, terms: list[str]) -> tuple[dict[str, int], int]:
-        """Sentence frequency of each term, and the number of sentences."""
-        total = int(self.query("SELECT COUNT(*) AS n FROM sentences")[0]["n"])
+    def term_frequencies(self, terms: list[str]) -> dict[str, int]:
+        """Sentence frequency of each term."""
         if not terms:
-            return {}, total
+            return {}
         marks = ",".join("?" * len(terms))
         rows = self.query(f"SELECT term, df FROM term_df WHERE term IN ({marks})", terms)
-        return {row["term"]: int(row["df"]) for row in rows}, total
+        return {row["term"]: int(row["df"]) for row in rows}
 
     @staticmethod
     def count_terms(conn: sqlite3.Connection, texts: list[str], delta: int) -> None:

@@ -153,6 +153,11 @@ class FaissSQLiteDocumentStore:
         return snapshot
 
     # --- manifest --------------------------------------------------------------------------------
+    @property
+    def sentence_count(self) -> int:
+        """Live sentences of the served generation, from memory (no table scan on the query path)."""
+        return self.refresh().sentences.size
+
     def counts(self) -> tuple[int, int, int]:
         """(documents, sentences, passages): cheap, for health checks and metrics."""
         row = self.db.query(
