@@ -158,6 +158,48 @@ def eval_squad(
             typer.echo(f"{key:28} {value}")
 
 
+@app.command()
+def bench(
+    squad: Annotated[Path, typer.Option(help="SQuAD subset (corpus and questions).", exists=True, dir_okay=False)] = Path(
+        "../shared/eval/squad2-dev-subset.json"
+    ),
+    out: Annotated[Path, typer.Option(help="Report directory (report.json, report.md, latency.png).")] = Path(
+        "bench-results"
+    ),
+    reference_python: Annotated[
+        Path | None, typer.Option(help="Python of the reference pipeline's venv (bench/reference); omit to skip it.")
+    ] = None,
+    synthetic: Annotated[int, typer.Option(min=0, help="Sentences of the synthetic indexing corpus.")] = 20_000,
+    requests: Annotated[int, typer.Option(min=1, help="Measured HTTP requests per concurrency level.")] = 1200,
+    warmup: Annotated[int, typer.Option(min=0, help="Unmeasured requests before each level.")] = 50,
+    concurrency: Annotated[str, typer.Option(help="Comma-separated concurrency levels.")] = "1,8,32",
+    eval_limit: Annotated[int | None, typer.Option(min=1, help="Evaluate on N questions only.")] = None,
+    scale: Annotated[int, typer.Option(min=0, help="Sentences of the scale test (0 skips it).")] = 0,
+    setting: Annotated[list[str] | None, typer.Option(help="Our settings as NAME=VALUE (repeatable).")] = None,
+) -> None:
+    """Benchmark ours against the reference Haystack pipeline; writes JSON, markdown and a PNG plot."""
+    from qa_service.benchmark.runner import BenchConfig, run_benchmark
+
+    overrides = dict(item.split("=", 1) for item in setting or [])
+    config = BenchConfig(
+        out_dir=out,
+        squad=squad,
+        seeds=Settings().seeds_dir,
+        reference_python=reference_python,
+        synthetic_sentences=synthetic,
+        concurrency=tuple(int(c) for c in concurrency.split(",")),
+        requests_per_level=requests,
+        warmup=warmup,
+        eval_limit=eval_limit,
+        scale_sentences=scale,
+        settings=overrides,
+        log=typer.echo,
+    )
+    paths = run_benchmark(config)
+    typer.echo(paths["markdown"].read_text())
+    typer.echo(f"Report: {paths['json']}, {paths['markdown']}, {paths['plot']}")
+
+
 def main() -> None:
     app()
 

@@ -7,8 +7,10 @@ deterministic, model-free encoder for tests and smoke runs.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import threading
+from pathlib import Path
 from typing import Any, Protocol, cast
 
 import numpy as np
@@ -27,8 +29,12 @@ class Encoder(Protocol):
         """L2-normalised float32 matrix, one row per text."""
         ...
 
-    def embed_tokens(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def embed_tokens(self, texts: list[str], batch_size: int = 64) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per text: (L2-normalised token vectors without special tokens, pooled normalised vector)."""
+        ...
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        """Tokens per text, special tokens excluded (the rows `embed_tokens` returns, before truncation)."""
         ...
 
 
@@ -65,12 +71,15 @@ class HashingEncoder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return _normalise(np.stack([self._tokens(t).mean(axis=0) for t in texts]))
 
-    def embed_tokens(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def embed_tokens(self, texts: list[str], batch_size: int = 64) -> list[tuple[np.ndarray, np.ndarray]]:
         out = []
         for text in texts:
             tokens = self._tokens(text)
             out.append((tokens, _normalise(tokens.mean(axis=0))))
         return out
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        return [len(self._WORD.findall(t.lower())) for t in texts]
 
 
 class SentenceTransformerEncoder:
@@ -92,6 +101,9 @@ class SentenceTransformerEncoder:
             raise ModelLoadError(f"Model {spec!r} does not report an embedding dimension.")
         self.dimension = int(dimension)
         self._lock = threading.Lock()
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)  # bulk embedding; OMP_NUM_THREADS=1 is for the query path
 
     def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         if not texts:
@@ -102,12 +114,12 @@ class SentenceTransformerEncoder:
             )
         return np.asarray(vectors, dtype=np.float32)
 
-    def embed_tokens(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def embed_tokens(self, texts: list[str], batch_size: int = 64) -> list[tuple[np.ndarray, np.ndarray]]:
         if not texts:
             return []
         with self._lock:
             outputs = self._model.encode(
-                texts, output_value=None, batch_size=64, convert_to_numpy=False, show_progress_bar=False
+                texts, output_value=None, batch_size=batch_size, convert_to_numpy=False, show_progress_bar=False
             )
         result = []
         for out in cast(list[dict[str, Any]], outputs):
@@ -116,6 +128,12 @@ class SentenceTransformerEncoder:
             inner = tokens[1 : n - 1] if n > 2 else tokens  # drop [CLS] / [SEP]
             result.append((_normalise(inner), _normalise(out["sentence_embedding"].float().numpy())))
         return result
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        ids = self._model.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return [len(row) for row in ids]
 
 
 def resolve_model_path(spec: str) -> str:
@@ -130,19 +148,31 @@ def resolve_model_path(spec: str) -> str:
     return spec
 
 
-_ENCODERS: dict[tuple[str, str], Encoder] = {}
+_ENCODERS: dict[tuple[str, str, str], Encoder] = {}
 _ENCODERS_LOCK = threading.Lock()
 
 
-def get_encoder(spec: str, device: str = "cpu") -> Encoder:
-    """One shared encoder instance per (spec, device), loaded on first use."""
-    key = (spec, device)
+def get_encoder(
+    spec: str, device: str = "cpu", backend: str = "torch", cache_dir: str | None = None, threads: int | None = None
+) -> Encoder:
+    """One shared encoder instance per (spec, device, backend), loaded on first use.
+
+    backend: `torch` (sentence-transformers), `onnx` or `onnx-int8` (exported once into `cache_dir`).
+    """
+    key = (spec, device, backend)
     with _ENCODERS_LOCK:
         encoder = _ENCODERS.get(key)
         if encoder is None:
             if spec.startswith("hash:"):
                 encoder = HashingEncoder(int(spec.split(":", 1)[1]))
-            else:
+            elif backend in ("onnx", "onnx-int8"):
+                from qa_service.onnx_encoder import OnnxEncoder
+
+                cache = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "qa-service"
+                encoder = OnnxEncoder(spec, cache, quantize=backend == "onnx-int8", threads=threads)
+            elif backend == "torch":
                 encoder = SentenceTransformerEncoder(spec, device)
+            else:
+                raise ModelLoadError(f"Unknown encoder backend {backend!r}; use torch, onnx or onnx-int8.")
             _ENCODERS[key] = encoder
         return encoder

@@ -10,16 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from haystack import Document, Pipeline
+from haystack import Document
 
 from qa_service.errors import DocumentParseError, InvalidInputError
 from qa_service.ingest.converters import convert_file
 from qa_service.ingest.sources import content_hash, discover, document_id, title_from_source
+from qa_service.pipeline.runner import GraphRunner
 from qa_service.store.document_store import FaissSQLiteDocumentStore
 from qa_service.store.records import SourceDocument
 
 logger = logging.getLogger(__name__)
-_BATCH_CHARS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,10 @@ class IndexReport:
 
 
 class Indexer:
-    """Syncs the store with files or texts; every batch of about 2 MB of text is one generation."""
+    """Syncs the store with files or texts; every batch of `batch_chars` of text is one generation."""
 
-    def __init__(self, store: FaissSQLiteDocumentStore, pipeline: Pipeline) -> None:
-        self.store, self._pipeline = store, pipeline
+    def __init__(self, store: FaissSQLiteDocumentStore, pipeline: GraphRunner, batch_chars: int = 2_000_000) -> None:
+        self.store, self._pipeline, self.batch_chars = store, pipeline, batch_chars
 
     def index_paths(
         self,
@@ -158,7 +158,7 @@ class Indexer:
         for doc, is_update in docs:
             batch.append((doc, is_update))
             chars += len(doc.text)
-            if chars >= _BATCH_CHARS:
+            if chars >= self.batch_chars:
                 flush()
         flush()
 
@@ -178,18 +178,27 @@ class Indexer:
             for d in docs
         ]
         out = self._pipeline.run({"splitter": {"documents": inputs}})
-        sentences: dict[str, list[Document]] = {}
+        embedded = out["sentence_embedder"]
+        sentences: dict[str, list[tuple[Document, bytes]]] = {}
         passages: dict[str, list[Document]] = {}
-        for s in out["sentence_embedder"]["documents"]:
-            sentences.setdefault(s.meta["document_id"], []).append(s)
-        for p in out["passage_embedder"]["documents"]:
+        for s, tokens in zip(embedded["documents"], embedded["tokens"], strict=True):
+            sentences.setdefault(s.meta["document_id"], []).append((s, tokens))
+        for p in out["splitter"]["passages"]:
             passages.setdefault(p.meta["document_id"], []).append(p)
         for doc in docs:
             sents, pars = sentences.get(doc.id, []), passages.get(doc.id, [])
             if not sents:
                 raise DocumentParseError(f"No sentences found in {doc.source!r}.")
-            doc.sentences = [(s.meta["start"], s.meta["end"], s.meta["passage_index"]) for s in sents]
-            doc.sentence_embeddings = np.array([s.embedding for s in sents], dtype=np.float32)
+            doc.sentences = [(s.meta["start"], s.meta["end"], s.meta["passage_index"]) for s, _ in sents]
+            doc.sentence_embeddings = np.array([s.embedding for s, _ in sents], dtype=np.float32)
+            doc.sentence_tokens = [tokens for _, tokens in sents]
             doc.passages = [(p.meta["start"], p.meta["end"]) for p in pars]
-            doc.passage_embeddings = np.array([p.embedding for p in pars], dtype=np.float32)
+            doc.passage_embeddings = passage_vectors(doc.sentence_embeddings, [p for _, _, p in doc.sentences], len(pars))
         return docs
+
+
+def passage_vectors(sentence_vectors: np.ndarray, passage_of: list[int], passages: int) -> np.ndarray:
+    """A passage's vector is the normalised mean of its sentences' vectors (no second forward pass)."""
+    sums = np.zeros((passages, sentence_vectors.shape[1]), dtype=np.float32)
+    np.add.at(sums, np.asarray(passage_of, dtype=np.int64), sentence_vectors)
+    return sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)

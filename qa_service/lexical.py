@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 STOPWORDS = frozenset(
@@ -27,6 +28,7 @@ _DATE = re.compile(
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+")
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     for suffix in ("ing", "ed", "es", "s"):
         if len(word) > len(suffix) + 2 and word.endswith(suffix):
@@ -38,11 +40,17 @@ def terms(text: str) -> list[str]:
     return [stem(w) for w in _WORD.findall(text.lower())]
 
 
-def content_terms(text: str) -> set[str]:
-    return {t for t in terms(text) if t not in STOPWORDS}
+def content_terms(text: str) -> frozenset[str]:
+    """Cached: candidate sentences recur across questions, and this runs for each of them."""
+    return _content_terms(text)
 
 
-def coverage(query_terms: set[str], sentence_terms: set[str], idf: Callable[[str], float]) -> float:
+@lru_cache(maxsize=32768)
+def _content_terms(text: str) -> frozenset[str]:
+    return frozenset(t for t in terms(text) if t not in STOPWORDS)
+
+
+def coverage(query_terms: frozenset[str], sentence_terms: frozenset[str], idf: Callable[[str], float]) -> float:
     """Share of the question's content (IDF-weighted) that the sentence contains, in [0, 1]."""
     total = sum(idf(t) for t in query_terms)
     if total <= 0:

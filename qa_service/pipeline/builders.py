@@ -5,19 +5,39 @@ from __future__ import annotations
 from haystack import Pipeline
 from haystack.components.joiners import DocumentJoiner
 
-from qa_service.encoders import get_encoder
+from qa_service.encoders import Encoder, get_encoder
 from qa_service.ingest.splitter import SentenceSplitter
 from qa_service.pipeline.answer import AnswerBuilder
-from qa_service.pipeline.embedders import DocumentEmbedder, QueryEmbedder
+from qa_service.pipeline.embedders import QueryEmbedder, SentenceEmbedder
 from qa_service.pipeline.ranker import SentenceRanker
 from qa_service.pipeline.retrievers import DenseSentenceRetriever, KeywordSentenceRetriever, PassageSentenceRetriever
 from qa_service.settings import Settings
 from qa_service.store.document_store import FaissSQLiteDocumentStore
 
 
+def encoder_for(settings: Settings) -> Encoder:
+    """The shared encoder the settings describe (loaded once per process)."""
+    return get_encoder(settings.embedding_model, settings.device, *_backend(settings))
+
+
+def _backend(settings: Settings) -> tuple[str, str, int | None]:
+    return settings.encoder_backend, str(settings.model_cache_dir), settings.encoder_threads
+
+
+def _encoder_args(settings: Settings) -> dict[str, object]:
+    backend, cache_dir, threads = _backend(settings)
+    return {
+        "model": settings.embedding_model,
+        "device": settings.device,
+        "backend": backend,
+        "cache_dir": cache_dir,
+        "threads": threads,
+    }
+
+
 def open_store(settings: Settings, create: bool = True) -> FaissSQLiteDocumentStore:
     """Open (or create) the index; the model is loaded to learn its dimension."""
-    encoder = get_encoder(settings.embedding_model, settings.device)
+    encoder = encoder_for(settings)
     return FaissSQLiteDocumentStore(
         index_dir=str(settings.index_dir),
         model=settings.embedding_model,
@@ -30,18 +50,17 @@ def open_store(settings: Settings, create: bool = True) -> FaissSQLiteDocumentSt
 
 
 def build_indexing_pipeline(settings: Settings) -> Pipeline:
-    """documents -> sentences + passages (with offsets) -> embeddings."""
+    """documents -> sentences + passages (with offsets) -> sentence embeddings and token vectors.
+
+    Passages are not embedded: their vector is the mean of their sentences' (see `Indexer`).
+    """
     pipeline = Pipeline()
     pipeline.add_component("splitter", SentenceSplitter(passage_max_words=settings.passage_max_words))
-    for name in ("sentence_embedder", "passage_embedder"):
-        pipeline.add_component(
-            name,
-            DocumentEmbedder(
-                model=settings.embedding_model, device=settings.device, batch_size=settings.embed_batch_size
-            ),
-        )
+    pipeline.add_component(
+        "sentence_embedder",
+        SentenceEmbedder(batch_size=settings.embed_batch_size, **_encoder_args(settings)),  # type: ignore[arg-type]
+    )
     pipeline.connect("splitter.sentences", "sentence_embedder.documents")
-    pipeline.connect("splitter.passages", "passage_embedder.documents")
     return pipeline
 
 
@@ -49,20 +68,14 @@ def build_query_pipeline(settings: Settings, store: FaissSQLiteDocumentStore) ->
     """query -> (dense sentences | BM25 sentences | passage sentences) -> join -> rank -> answer."""
     k = settings.sentence_candidates
     pipeline = Pipeline()
-    pipeline.add_component("query_embedder", QueryEmbedder(model=settings.embedding_model, device=settings.device))
+    pipeline.add_component("query_embedder", QueryEmbedder(**_encoder_args(settings)))  # type: ignore[arg-type]
     pipeline.add_component("dense", DenseSentenceRetriever(store, top_k=k))
     pipeline.add_component("keyword", KeywordSentenceRetriever(store, top_k=k))
     pipeline.add_component("passages", PassageSentenceRetriever(store, top_k=settings.passage_candidates))
     pipeline.add_component("joiner", DocumentJoiner(join_mode="concatenate"))
     pipeline.add_component(
         "ranker",
-        SentenceRanker(
-            store,
-            model=settings.embedding_model,
-            device=settings.device,
-            weights=settings.weights.model_dump(),
-            token_cache_size=settings.token_cache_size,
-        ),
+        SentenceRanker(store, weights=settings.weights.model_dump()),
     )
     pipeline.add_component(
         "answer_builder",

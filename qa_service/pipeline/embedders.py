@@ -9,6 +9,7 @@ import numpy as np
 from haystack import Document, component, default_from_dict, default_to_dict
 
 from qa_service.encoders import Encoder, get_encoder
+from qa_service.quantize import token_blob
 
 
 def embedding_text(doc: Document) -> str:
@@ -17,34 +18,66 @@ def embedding_text(doc: Document) -> str:
     return f"{title}: {doc.content}" if title else (doc.content or "")
 
 
-@component
-class DocumentEmbedder:
-    """Embeds documents (`title: content`) into `Document.embedding`."""
+def title_prefix(doc: Document) -> str:
+    title = doc.meta.get("title")
+    return f"{title}:" if title else ""
 
-    def __init__(self, model: str, device: str = "cpu", batch_size: int = 64) -> None:
+
+@component
+class SentenceEmbedder:
+    """Embeds each sentence once, as `title: sentence`.
+
+    One forward pass gives the pooled vector (into `Document.embedding`, used for dense retrieval)
+    and the token vectors; the sentence's own tokens (title tokens dropped) come out as `tokens`,
+    aligned with `documents` as int8 blobs (`qa_service.quantize`), for late interaction and the
+    sentence-only vector at query time.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        device: str = "cpu",
+        batch_size: int = 64,
+        backend: str = "torch",
+        cache_dir: str | None = None,
+        threads: int | None = None,
+    ) -> None:
         self.model, self.device, self.batch_size = model, device, batch_size
+        self.backend, self.cache_dir, self.threads = backend, cache_dir, threads
         self._encoder: Encoder | None = None
 
     def warm_up(self) -> None:
         if self._encoder is None:
-            self._encoder = get_encoder(self.model, self.device)
+            self._encoder = get_encoder(self.model, self.device, self.backend, self.cache_dir, self.threads)
 
-    @component.output_types(documents=list[Document])
-    def run(self, documents: list[Document]) -> dict[str, list[Document]]:
+    @component.output_types(documents=list[Document], tokens=list[bytes])
+    def run(self, documents: list[Document]) -> dict[str, Any]:
         self.warm_up()
         assert self._encoder is not None
-        vectors = self._encoder.embed([embedding_text(d) for d in documents], batch_size=self.batch_size)
-        return {
-            "documents": [
-                replace(doc, embedding=vector.tolist()) for doc, vector in zip(documents, vectors, strict=True)
-            ]
-        }
+        prefixes = sorted({title_prefix(d) for d in documents} - {""})
+        prefix_tokens = dict(zip(prefixes, self._encoder.token_counts(prefixes), strict=True))
+        encoded = self._encoder.embed_tokens([embedding_text(d) for d in documents], self.batch_size)
+        out_docs, out_tokens = [], []
+        for doc, (tokens, pooled) in zip(documents, encoded, strict=True):
+            skip = prefix_tokens.get(title_prefix(doc), 0)
+            own = tokens[skip:] if len(tokens) > skip else tokens
+            out_docs.append(replace(doc, embedding=pooled.tolist()))
+            out_tokens.append(token_blob(own))
+        return {"documents": out_docs, "tokens": out_tokens}
 
     def to_dict(self) -> dict[str, Any]:
-        return default_to_dict(self, model=self.model, device=self.device, batch_size=self.batch_size)
+        return default_to_dict(
+            self,
+            model=self.model,
+            device=self.device,
+            batch_size=self.batch_size,
+            backend=self.backend,
+            cache_dir=self.cache_dir,
+            threads=self.threads,
+        )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DocumentEmbedder:
+    def from_dict(cls, data: dict[str, Any]) -> SentenceEmbedder:
         return default_from_dict(cls, data)
 
 
@@ -56,13 +89,21 @@ class QueryEmbedder:
     components take because Haystack copies component inputs element by element.
     """
 
-    def __init__(self, model: str, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        model: str,
+        device: str = "cpu",
+        backend: str = "torch",
+        cache_dir: str | None = None,
+        threads: int | None = None,
+    ) -> None:
         self.model, self.device = model, device
+        self.backend, self.cache_dir, self.threads = backend, cache_dir, threads
         self._encoder: Encoder | None = None
 
     def warm_up(self) -> None:
         if self._encoder is None:
-            self._encoder = get_encoder(self.model, self.device)
+            self._encoder = get_encoder(self.model, self.device, self.backend, self.cache_dir, self.threads)
 
     @component.output_types(embedding=list[float], vector=np.ndarray, tokens=np.ndarray)
     def run(self, text: str) -> dict[str, Any]:
@@ -72,7 +113,14 @@ class QueryEmbedder:
         return {"embedding": pooled.tolist(), "vector": pooled, "tokens": tokens}
 
     def to_dict(self) -> dict[str, Any]:
-        return default_to_dict(self, model=self.model, device=self.device)
+        return default_to_dict(
+            self,
+            model=self.model,
+            device=self.device,
+            backend=self.backend,
+            cache_dir=self.cache_dir,
+            threads=self.threads,
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QueryEmbedder:

@@ -11,18 +11,16 @@ Each feature is z-scored over the candidates and combined with `RankerWeights`.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 from haystack import Document, component, default_from_dict, default_to_dict
 
-from qa_service.encoders import Encoder, get_encoder
 from qa_service.lexical import content_terms, coverage, expected_answer_type, matches_answer_type, smoothed_idf
 from qa_service.settings import RankerWeights
 from qa_service.store.document_store import FaissSQLiteDocumentStore
-from qa_service.store.rows import row_to_document, unblob
+from qa_service.quantize import token_unblob
+from qa_service.store.rows import row_to_document
 
 EVIDENCE = (
     "dense_sentence",
@@ -34,33 +32,6 @@ EVIDENCE = (
     "late_interaction",
     "answer_type",
 )
-
-
-class TokenCache:
-    """Bounded LRU of per-sentence (token vectors, pooled vector), keyed by sentence row id."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get_many(self, keys: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        with self._lock:
-            found = {}
-            for key in keys:
-                if key in self._items:
-                    self._items.move_to_end(key)
-                    found[key] = self._items[key]
-            return found
-
-    def put(self, key: int, value: tuple[np.ndarray, np.ndarray]) -> None:
-        if self.capacity <= 0:
-            return
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
 
 
 def _zscore(values: np.ndarray) -> np.ndarray:
@@ -76,38 +47,41 @@ class SentenceRanker:
     def __init__(
         self,
         document_store: FaissSQLiteDocumentStore,
-        model: str,
-        device: str = "cpu",
         weights: dict[str, float] | None = None,
-        token_cache_size: int = 4096,
         top_k: int = 10,
     ) -> None:
-        self.document_store, self.model, self.device = document_store, model, device
+        self.document_store = document_store
         self.weights = RankerWeights(**(weights or {}))
-        self.token_cache_size = token_cache_size
         self.top_k = top_k
-        self._cache = TokenCache(token_cache_size)
-        self._encoder: Encoder | None = None
 
-    def warm_up(self) -> None:
-        if self._encoder is None:
-            self._encoder = get_encoder(self.model, self.device)
+    @staticmethod
+    def _dense_evidence(
+        rows: list[Any], q: np.ndarray, query_tokens: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(titled cosine, sentence-only cosine, late interaction) for every row, in a few matrix ops.
 
-    def _token_vectors(self, ids: list[int], texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-        assert self._encoder is not None
-        cached = self._cache.get_many(ids)
-        missing = [(i, t) for i, t in zip(ids, texts, strict=True) if i not in cached]
-        if missing:
-            for (i, _), value in zip(missing, self._encoder.embed_tokens([t for _, t in missing]), strict=True):
-                cached[i] = value
-                self._cache.put(i, value)
-        return [cached[i] for i in ids]
+        A sentence's tokens (stored at indexing) give its late interaction (mean over question tokens
+        of the best sentence token) and, pooled, its sentence-only vector. Sentences written without
+        tokens (through the DocumentStore protocol) use their titled vector as their only token.
+        """
+        d = len(q)
+        titled = np.frombuffer(b"".join(r["embedding"] for r in rows), dtype=np.float32).reshape(len(rows), d)
+        blobs = [r["tokens"] or None for r in rows]
+        parts = [
+            token_unblob(b, d) if b is not None else titled[i : i + 1] for i, b in enumerate(blobs)
+        ]
+        lengths = np.array([len(p) for p in parts])
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        tokens = np.concatenate(parts)
+        own = np.add.reduceat(tokens, offsets, axis=0)
+        own /= np.maximum(np.linalg.norm(own, axis=1, keepdims=True), 1e-12)
+        late = np.maximum.reduceat(query_tokens @ tokens.T, offsets, axis=1).mean(axis=0)
+        return titled @ q, own @ q, late
 
     @component.output_types(documents=list[Document])
     def run(
         self, query: str, query_vector: np.ndarray, query_tokens: np.ndarray, documents: list[Document]
     ) -> dict[str, list[Document]]:
-        self.warm_up()
         ids = list(dict.fromkeys(int(d.meta["row_id"]) for d in documents))
         store = self.document_store
         rows = [r for r in store.sentence_rows(ids)]
@@ -115,7 +89,7 @@ class SentenceRanker:
             return {"documents": []}
         ids = [int(r["id"]) for r in rows]
         q = np.asarray(query_vector, dtype=np.float32)
-        tokens = self._token_vectors(ids, [r["text"] for r in rows])
+        dense_titled, dense_sentence, late_interaction = self._dense_evidence(rows, q, query_tokens)
         passages = store.passage_vectors(list({int(r["passage_id"]) for r in rows}))
         bm25_s = dict(store.keyword_sentences(query, len(ids), restrict=ids))
         bm25_p = dict(store.keyword_passages(query, len(passages), restrict=list(passages)))
@@ -124,17 +98,15 @@ class SentenceRanker:
         df, total = store.db.term_frequencies(sorted(q_terms)), store.sentence_count
         answer_type = expected_answer_type(query)
         features = {
-            "dense_sentence": np.array([pooled @ q for _, pooled in tokens]),
-            "dense_titled": np.array([unblob(r["embedding"]) @ q for r in rows]),
+            "dense_sentence": dense_sentence,
+            "dense_titled": dense_titled,
             "dense_passage": np.array([passages[int(r["passage_id"])] @ q for r in rows]),
             "bm25_sentence": np.array([bm25_s.get(i, 0.0) for i in ids]),
             "bm25_passage": np.array([bm25_p.get(int(r["passage_id"]), 0.0) for r in rows]),
             "coverage": np.array(
                 [coverage(q_terms, t, lambda w: smoothed_idf(df.get(w, 0), max(total, 1))) for t in sentence_terms]
             ),
-            "late_interaction": np.array(
-                [float((query_tokens @ tok.T).max(axis=1).mean()) if len(tok) else 0.0 for tok, _ in tokens]
-            ),
+            "late_interaction": late_interaction,
             "answer_type": np.array([float(matches_answer_type(answer_type, query, r["text"])) for r in rows]),
         }
         weights = self.weights.model_dump()
@@ -151,10 +123,7 @@ class SentenceRanker:
         return default_to_dict(
             self,
             document_store=self.document_store.to_dict(),
-            model=self.model,
-            device=self.device,
             weights=self.weights.model_dump(),
-            token_cache_size=self.token_cache_size,
             top_k=self.top_k,
         )
 

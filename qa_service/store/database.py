@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS sentences (
     start INTEGER NOT NULL,
     "end" INTEGER NOT NULL,
     text TEXT NOT NULL,
-    embedding BLOB NOT NULL
+    embedding BLOB NOT NULL,
+    tokens BLOB NOT NULL DEFAULT x''
 );
 CREATE INDEX IF NOT EXISTS sentences_document ON sentences(document_id);
 CREATE TABLE IF NOT EXISTS term_df (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;
@@ -139,7 +140,7 @@ class Database:
         marks = ",".join("?" * len(ids))
         return self.query(
             f'SELECT s.id, s.document_id, s.passage_id, s.sentence_index, s.start, s."end", s.text, '
-            f"s.embedding, d.source FROM sentences s JOIN documents d ON d.id = s.document_id "
+            f"s.embedding, s.tokens, d.source FROM sentences s JOIN documents d ON d.id = s.document_id "
             f"WHERE s.id IN ({marks})",
             ids,
         )

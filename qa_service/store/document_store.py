@@ -154,6 +154,10 @@ class FaissSQLiteDocumentStore:
 
     # --- manifest --------------------------------------------------------------------------------
     @property
+    def sentence_index(self) -> VectorIndex:
+        return self.refresh().sentences
+
+    @property
     def sentence_count(self) -> int:
         """Live sentences of the served generation, from memory (no table scan on the query path)."""
         return self.refresh().sentences.size

@@ -22,6 +22,7 @@ class SourceDocument:
     passages: list[tuple[int, int]]  # (start, end), position = passage_index
     passage_embeddings: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    sentence_tokens: list[bytes] = field(default_factory=list)  # per sentence: `token_blob` of its tokens
 
 
 @dataclass(frozen=True)

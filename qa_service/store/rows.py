@@ -69,10 +69,11 @@ def insert_documents(
         p_vecs.append(doc.passage_embeddings)
         for k, (start, end, passage) in enumerate(doc.sentences):
             text = doc.text[start:end]
+            tokens = doc.sentence_tokens[k] if doc.sentence_tokens else b""
             cur = conn.execute(
-                'INSERT INTO sentences(document_id, passage_id, sentence_index, start, "end", text, embedding) '
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (doc.id, passage_rows[passage], k, start, end, text, blob(doc.sentence_embeddings[k])),
+                'INSERT INTO sentences(document_id, passage_id, sentence_index, start, "end", text, embedding, '
+                "tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (doc.id, passage_rows[passage], k, start, end, text, blob(doc.sentence_embeddings[k]), tokens),
             )
             row_id = int(cur.lastrowid or 0)
             s_ids.append(row_id)

@@ -10,6 +10,10 @@ import numpy as np
 
 from qa_service.errors import InvalidInputError
 
+# Searches run single-threaded (OMP_NUM_THREADS=1, see qa_service/__init__); adding and training
+# are bulk work and use every core, in the calling thread only (OpenMP settings are per thread).
+_BULK_THREADS = os.cpu_count() or 1
+
 
 class VectorIndex:
     """Inner-product search over L2-normalised vectors (cosine similarity)."""
@@ -45,6 +49,13 @@ class VectorIndex:
         if len(ids) == 0:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        faiss.omp_set_num_threads(_BULK_THREADS)
+        try:
+            self._add(ids, vectors)
+        finally:
+            faiss.omp_set_num_threads(1)
+
+    def _add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if not self.index.is_trained:
             needed = _training_minimum(self.index)
             if len(vectors) < needed:

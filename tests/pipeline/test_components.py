@@ -73,3 +73,37 @@ def test_pipelines_serialize_and_load(fake_settings: Settings) -> None:
     assert set(restored.to_dict()["components"]) == set(query.to_dict()["components"])
     indexing = Pipeline.loads(build_indexing_pipeline(fake_settings).dumps())
     assert "splitter" in indexing.to_dict()["components"]
+
+
+def test_sentence_embedder_keeps_only_the_sentences_own_tokens() -> None:
+    import numpy as np
+
+    from qa_service.encoders import get_encoder
+    from qa_service.pipeline.embedders import SentenceEmbedder
+    from qa_service.quantize import token_unblob
+
+    embedder = SentenceEmbedder(model="hash:32")
+    docs = [
+        Document(content="Troops left the city quickly.", meta={"title": "Kherson Retreat News"}),
+        Document(content="No title here.", meta={}),
+    ]
+    out = embedder.run(docs)
+    titled, untitled = (token_unblob(t, 32) for t in out["tokens"])
+    assert titled.shape == (5, 32)  # "Kherson Retreat News:" tokens dropped, five sentence words left
+    assert untitled.shape == (3, 32)
+    encoder = get_encoder("hash:32")
+    expected = encoder.embed_tokens(["Troops left the city quickly."])[0][0]
+    assert np.allclose((titled * expected).sum(axis=1), 1.0, atol=0.01)  # the same words, in order
+    # the pooled vector (dense retrieval) is the titled text's
+    titled_vector = encoder.embed(["Kherson Retreat News: Troops left the city quickly."])[0]
+    assert np.allclose(out["documents"][0].embedding, titled_vector, atol=1e-6)
+
+
+def test_passage_vector_is_the_normalised_mean_of_its_sentences() -> None:
+    import numpy as np
+
+    from qa_service.indexer import passage_vectors
+
+    vectors = np.array([[1, 0], [0, 1], [1, 0]], dtype=np.float32)
+    out = passage_vectors(vectors, [0, 0, 1], 2)
+    assert np.allclose(out, [[2**-0.5, 2**-0.5], [1, 0]])

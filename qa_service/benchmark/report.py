@@ -1,0 +1,116 @@
+"""The benchmark report: one JSON file, a markdown table of ours vs the reference, and a PNG plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+# (label, path into a side's results, higher is better)
+ROWS: list[tuple[str, tuple[str, ...], bool]] = [
+    ("HTTP throughput at c=8 (req/s)", ("http", "8", "throughput_rps"), True),
+    ("HTTP p50 at c=8 (ms)", ("http", "8", "p50_ms"), False),
+    ("HTTP p95 at c=8 (ms)", ("http", "8", "p95_ms"), False),
+    ("HTTP p99 at c=8 (ms)", ("http", "8", "p99_ms"), False),
+    ("HTTP throughput at c=1 (req/s)", ("http", "1", "throughput_rps"), True),
+    ("HTTP p95 at c=1 (ms)", ("http", "1", "p95_ms"), False),
+    ("HTTP throughput at c=32 (req/s)", ("http", "32", "throughput_rps"), True),
+    ("HTTP p95 at c=32 (ms)", ("http", "32", "p95_ms"), False),
+    ("In-process p50, SQuAD (ms)", ("measure", "squad", "query_p50_ms"), False),
+    ("In-process p95, SQuAD (ms)", ("measure", "squad", "query_p95_ms"), False),
+    ("In-process p50, seeds (ms)", ("measure", "seeds", "query_p50_ms"), False),
+    ("In-process p95, seeds (ms)", ("measure", "seeds", "query_p95_ms"), False),
+    ("Indexing, SQuAD (sentences/s)", ("measure", "squad", "sentences_per_s"), True),
+    ("Indexing, synthetic (sentences/s)", ("measure", "synthetic", "sentences_per_s"), True),
+    ("Index on disk, SQuAD (KiB)", ("measure", "squad", "index_kib"), False),
+    ("Peak RSS, in-process run (MiB)", ("measure", "peak_rss_mb"), False),
+    ("Peak RSS, HTTP server (MiB)", ("http", "server_peak_rss_mb"), False),
+]
+
+
+def _get(data: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    node: Any = data
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return float(node) if isinstance(node, int | float) else None
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    ours, ref = report["ours"], report.get("reference", {})
+    lines = [
+        "| metric | ours | reference | ours / reference |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for label, path, _higher in ROWS:
+        a, b = _get(ours, path), _get(ref, path)
+        ratio = f"{a / b:.2f}×" if a is not None and b else "–"
+        lines.append(f"| {label} | {_fmt(a)} | {_fmt(b)} | {ratio} |")
+    if "eval" in report:
+        e = report["eval"]
+        lines += [
+            "",
+            "| SQuAD 2.0 subset (ours) | value |",
+            "| --- | ---: |",
+            *(
+                f"| {k} | {e[k]} |"
+                for k in (
+                    "top1_sentence_hit",
+                    "top3_sentence_hit",
+                    "answered_rate_answerable",
+                    "abstain_rate_unanswerable",
+                    "abstain_rate_offtopic",
+                )
+                if k in e
+            ),
+        ]
+    if "scale" in report:
+        s = report["scale"]
+        lines += ["", "| scale test | value |", "| --- | ---: |", *(f"| {k} | {v} |" for k, v in s.items())]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Latency (p50 and p95) and throughput against concurrency, ours and the reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, style in (("ours", "tab:blue"), ("reference", "tab:orange")):
+        http = report.get(name, {}).get("http", {})
+        levels = sorted(int(c) for c in http if c.isdigit())
+        if not levels:
+            continue
+        label = "qa-service" if name == "ours" else "reference (Haystack tutorial pipeline)"
+        left.plot(levels, [http[str(c)]["p50_ms"] for c in levels], "o-", color=style, label=f"{label} p50")
+        left.plot(levels, [http[str(c)]["p95_ms"] for c in levels], "s--", color=style, label=f"{label} p95")
+        right.plot(levels, [http[str(c)]["throughput_rps"] for c in levels], "o-", color=style, label=label)
+    for ax, ylabel in ((left, "latency (ms)"), (right, "throughput (requests/s)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrent requests")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    left.set_yscale("log")
+    fig.suptitle(f"HTTP on loopback, {report.get('machine', '')}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "report.json", "markdown": out_dir / "report.md", "plot": out_dir / "latency.png"}
+    paths["json"].write_text(json.dumps(report, indent=2) + "\n")
+    paths["markdown"].write_text(markdown(report))
+    plot(report, paths["plot"])
+    return paths

@@ -1,0 +1,159 @@
+"""`qa-service bench`: ours and the reference pipeline, side by side, in one run on one machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qa_service.benchmark import report as report_module
+from qa_service.benchmark.corpus import write_sentence_corpus
+from qa_service.benchmark.loadgen import run_load
+from qa_service.benchmark.servers import free_port, running
+from qa_service.evaluation.squad import evaluate_squad, load_squad
+from qa_service.settings import Settings
+
+
+@dataclass
+class BenchConfig:
+    out_dir: Path
+    squad: Path
+    seeds: Path
+    reference_python: Path | None  # the reference venv's python; None skips the reference
+    synthetic_sentences: int = 20_000
+    concurrency: tuple[int, ...] = (1, 8, 32)
+    requests_per_level: int = 1200
+    warmup: int = 50
+    eval_limit: int | None = None  # None: every question
+    scale_sentences: int = 0  # 0 skips the scale test
+    settings: dict[str, Any] = field(default_factory=dict)  # QA settings overrides for our side
+    log: Any = print
+
+
+def _machine() -> str:
+    return f"{os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}"
+
+
+def _json_child(command: list[str], out: Path, log_path: Path) -> dict[str, Any]:
+    with log_path.open("wb") as log:
+        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:3])} failed ({done.returncode}):\n{log_path.read_text()[-3000:]}")
+    data: dict[str, Any] = json.loads(out.read_text())
+    return data
+
+
+def _http(url: str, bodies: list[dict[str, Any]], cfg: BenchConfig, headers: dict[str, str]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for c in cfg.concurrency:
+        count = min(len(bodies), cfg.requests_per_level + cfg.warmup)
+        result = run_load(url, bodies[:count], concurrency=c, warmup=cfg.warmup, headers=headers)
+        cfg.log(f"  c={c}: {result.throughput_rps} req/s, p50 {result.p50_ms} ms, p95 {result.p95_ms} ms")
+        results[str(c)] = result.as_dict()
+    return results
+
+
+def _our_env(cfg: BenchConfig, index_dir: Path, work: Path) -> dict[str, str]:
+    env = {f"QA_{k.upper()}": str(v) for k, v in cfg.settings.items()}
+    env.update(
+        {
+            "QA_INDEX_DIR": str(index_dir),
+            "QA_STATE_DB": str(work / "state.sqlite"),
+            "QA_RATE_LIMIT_PER_MINUTE": "100000000",
+            "QA_RATE_LIMIT_BURST": "100000",
+        }
+    )
+    return env
+
+
+def run_ours(cfg: BenchConfig, work: Path, questions: list[str]) -> dict[str, Any]:
+    cfg.log("ours: indexing and in-process latency")
+    config = {
+        "workdir": str(work / "index"),
+        "settings": cfg.settings,
+        "squad": str(cfg.squad),
+        "seeds": str(cfg.seeds),
+        "synthetic": cfg.synthetic_sentences,
+        "warmup": 20,
+    }
+    (work / "measure.json").write_text(json.dumps(config))
+    measured = _json_child(
+        [sys.executable, "-m", "qa_service.benchmark.measure", str(work / "measure.json"), str(work / "measured.json")],
+        work / "measured.json",
+        work / "measure.log",
+    )
+    for corpus in ("squad", "seeds", "synthetic"):
+        if corpus in measured:
+            measured[corpus]["index_kib"] = round(measured[corpus]["index_bytes"] / 1024, 1)
+    cfg.log(f"  {json.dumps(measured)}")
+    cfg.log("ours: HTTP")
+    port = free_port()
+    command = [sys.executable, "-m", "qa_service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    env = _our_env(cfg, work / "index" / "squad", work)
+    with running(command, port, "/readyz", work / "server.log", env) as server:
+        http = _http(server.base_url + "/v1/chat", [{"message": q} for q in questions], cfg, {})
+        http["server_peak_rss_mb"] = server.peak_rss_mb()
+    return {"measure": measured, "http": http}
+
+
+def run_reference(cfg: BenchConfig, work: Path, questions: list[str]) -> dict[str, Any]:
+    assert cfg.reference_python is not None
+    script = Path(__file__).resolve().parents[2] / "bench" / "reference" / "reference.py"
+    documents, _ = load_squad(cfg.squad)
+    corpus = work / "squad-sentences.jsonl"
+    write_sentence_corpus(documents, corpus)
+    (work / "questions.txt").write_text("\n".join(q.replace("\n", " ") for q in questions) + "\n")
+    python = str(cfg.reference_python)
+    cfg.log("reference: indexing and in-process latency")
+    squad = _json_child(
+        [python, str(script), "measure", "--corpus", str(corpus), "--queries", str(work / "questions.txt"),
+         "--workdir", str(work / "squad"), "--warmup", "20", "--out", str(work / "squad.json")],
+        work / "squad.json",
+        work / "squad.log",
+    )
+    measured: dict[str, Any] = {"squad": squad, "peak_rss_mb": squad.get("peak_rss_mb")}
+    squad["index_kib"] = round(squad["index_bytes"] / 1024, 1) if squad.get("index_bytes") else None
+    if cfg.synthetic_sentences:
+        from qa_service.benchmark.corpus import synthetic_documents
+
+        synthetic_corpus = work / "synthetic-sentences.jsonl"
+        write_sentence_corpus(list(synthetic_documents(cfg.synthetic_sentences)), synthetic_corpus)
+        measured["synthetic"] = _json_child(
+            [python, str(script), "measure", "--corpus", str(synthetic_corpus), "--workdir",
+             str(work / "synthetic"), "--out", str(work / "synthetic.json")],
+            work / "synthetic.json",
+            work / "synthetic.log",
+        )
+    cfg.log(f"  {json.dumps(measured)}")
+    cfg.log("reference: HTTP")
+    port = free_port()
+    command = [python, str(script), "serve", "--corpus", str(corpus), "--host", "127.0.0.1", "--port", str(port)]
+    with running(command, port, "/health", work / "server.log") as server:
+        http = _http(server.base_url + "/query", [{"question": q} for q in questions], cfg, {})
+        http["server_peak_rss_mb"] = server.peak_rss_mb()
+    return {"measure": measured, "http": http}
+
+
+def run_benchmark(cfg: BenchConfig) -> dict[str, Path]:
+    work = cfg.out_dir / "work"
+    (work / "ours").mkdir(parents=True, exist_ok=True)
+    _, squad_questions = load_squad(cfg.squad)
+    questions = [q.text for q in squad_questions]
+    report: dict[str, Any] = {"machine": _machine(), "settings": cfg.settings, "concurrency": list(cfg.concurrency)}
+    report["ours"] = run_ours(cfg, work / "ours", questions)
+    if cfg.reference_python is not None:
+        (work / "reference").mkdir(parents=True, exist_ok=True)
+        report["reference"] = run_reference(cfg, work / "reference", questions)
+    cfg.log("eval: SQuAD subset")
+    report["eval"] = evaluate_squad(cfg.squad, Settings(**cfg.settings), limit=cfg.eval_limit)
+    if cfg.scale_sentences:
+        from qa_service.benchmark.scale import run_scale
+
+        cfg.log(f"scale: {cfg.scale_sentences:,} synthetic sentences")
+        report["scale"] = run_scale(cfg.scale_sentences, work / "scale", cfg.settings, cfg.log)
+    return report_module.write(report, cfg.out_dir)

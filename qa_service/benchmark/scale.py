@@ -1,0 +1,180 @@
+"""Scale test: a synthetic corpus indexed with an approximate FAISS index.
+
+Measures indexing throughput, query latency (vector search alone and whole answers), recall@10 of
+the approximate index against exact search over the same stored vectors, peak RSS, resident memory
+per sentence beyond its vector, and that deletes and updates still take effect. Each phase that
+reports memory runs in its own child process (`python -m qa_service.benchmark.scale PHASE ...`).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from qa_service.benchmark.corpus import synthetic_documents, synthetic_questions
+from qa_service.benchmark.measure import directory_bytes, peak_rss_mb, rss_mb
+from qa_service.pipeline.builders import encoder_for
+from qa_service.service import QAService, TextSource
+from qa_service.settings import Settings
+from qa_service.store.rows import unblob
+
+DEFAULT_SCALE_INDEX = "HNSW32,SQ8"
+
+
+def _settings(workdir: Path, overrides: dict[str, Any]) -> Settings:
+    values = {"faiss_index": DEFAULT_SCALE_INDEX, "faiss_ef_search": 128, "index_batch_chars": 5_000_000}
+    values.update(overrides)
+    values["index_dir"] = workdir / "index"
+    return Settings(**values)
+
+
+def phase_index(workdir: Path, sentences: int, overrides: dict[str, Any]) -> dict[str, Any]:
+    service = QAService(_settings(workdir, overrides))
+    service.warm_up()
+    started = time.perf_counter()
+    report = service.index_texts(list(synthetic_documents(sentences)))
+    seconds = time.perf_counter() - started
+    return {
+        "sentences": report.sentences,
+        "index_seconds": round(seconds, 1),
+        "sentences_per_s": round(report.sentences / seconds, 1),
+        "index_bytes_on_disk": directory_bytes(workdir / "index"),
+        "indexing_peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def _exact_top_k(service: QAService, queries: np.ndarray, k: int) -> np.ndarray:
+    """Exact inner-product top-k over every stored sentence vector, streamed from SQLite."""
+    best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_ids = np.full((len(queries), k), -1, dtype=np.int64)
+    with service.store.db.connection() as conn:
+        cursor = conn.execute("SELECT id, embedding FROM sentences ORDER BY id")
+        while rows := cursor.fetchmany(100_000):
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            vectors = np.stack([unblob(r[1]) for r in rows])
+            scores = queries @ vectors.T
+            all_scores = np.concatenate([best_scores, scores], axis=1)
+            all_ids = np.concatenate([best_ids, np.broadcast_to(ids, scores.shape)], axis=1)
+            top = np.argsort(-all_scores, axis=1)[:, :k]
+            best_scores = np.take_along_axis(all_scores, top, axis=1)
+            best_ids = np.take_along_axis(all_ids, top, axis=1)
+    return best_ids
+
+
+def phase_query(workdir: Path, overrides: dict[str, Any], queries: int = 200) -> dict[str, Any]:
+    baseline_mb = rss_mb()
+    settings = _settings(workdir, overrides)
+    service = QAService(settings, create_index=False)
+    service.warm_up()
+    questions = synthetic_questions(queries + 20)
+    for q in questions[:20]:
+        service.ask(q)
+    ask_ms, search_ms = [], []
+    encoder = encoder_for(settings)
+    vectors = encoder.embed(questions[20:])
+    for question, vector in zip(questions[20:], vectors, strict=True):
+        started = time.perf_counter()
+        service.ask(question)
+        ask_ms.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        encoder.embed([question])
+        service.store.dense_sentences(vector, 10)
+        search_ms.append((time.perf_counter() - started) * 1000)
+    loaded_mb = rss_mb()
+    n = service.store.sentence_count
+    vector_bytes = vector_code_bytes(service.store.sentence_index.index)
+    approx = np.array([[i for i, _ in service.store.dense_sentences(v, 10)] for v in vectors])
+    exact = _exact_top_k(service, vectors, 10)
+    recall = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)]))
+    per_sentence = (loaded_mb - baseline_mb) * 1024 * 1024 / n - vector_bytes
+    return {
+        "faiss_index": settings.faiss_index,
+        "ef_search": settings.faiss_ef_search,
+        "sentences_loaded": n,
+        "answer_p50_ms": round(float(np.percentile(ask_ms, 50)), 2),
+        "answer_p95_ms": round(float(np.percentile(ask_ms, 95)), 2),
+        "search_p50_ms": round(float(np.percentile(search_ms, 50)), 2),
+        "search_p95_ms": round(float(np.percentile(search_ms, 95)), 2),
+        "recall_at_10": round(recall, 4),
+        "vector_bytes_per_sentence": int(vector_bytes),
+        "rss_serving_mb": round(loaded_mb, 1),
+        "resident_bytes_per_sentence_beyond_vector": round(per_sentence, 1),
+        "query_peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def vector_code_bytes(index: faiss.Index) -> int:
+    """Bytes one vector takes in the index's storage (the graph or lists around it excluded)."""
+    base = faiss.downcast_index(getattr(index, "index", index))
+    storage = faiss.downcast_index(base.storage) if hasattr(base, "storage") and base.storage else base
+    return int(storage.sa_code_size())
+
+
+def phase_mutate(workdir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Delete one document and update another; both must show in answers at once."""
+    service = QAService(_settings(workdir, overrides), create_index=False)
+    service.warm_up()
+    documents = service.store.list_documents()
+    victim, changed = documents[len(documents) // 2], documents[len(documents) // 3]
+    victim_text = service.document_text(victim.id)
+    first_sentence = victim_text.split(". ")[0] + "."
+    started = time.perf_counter()
+    service.delete_document(victim.id)
+    delete_s = time.perf_counter() - started
+    after = service.ask_detailed(first_sentence)
+    deleted_gone = all(d.meta["document_id"] != victim.id for d in after.ranked)
+    marker = "The harbour master confirmed that the lighthouse zebra festival moved to Reykjavik."
+    started = time.perf_counter()
+    service.index_texts([TextSource(source=changed.source, text=marker, origin=changed.origin)])
+    update_s = time.perf_counter() - started
+    found = service.ask_detailed("Where did the lighthouse zebra festival move?")
+    updated_found = bool(found.ranked) and found.ranked[0].content == marker
+    return {
+        "delete_seconds": round(delete_s, 2),
+        "update_seconds": round(update_s, 2),
+        "deleted_document_gone": deleted_gone,
+        "updated_document_found": updated_found,
+        "mutate_peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+PHASES = {"index": phase_index, "query": phase_query, "mutate": phase_mutate}
+
+
+def run_scale(sentences: int, workdir: Path, overrides: dict[str, Any], log: Any = print) -> dict[str, Any]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"sentences": sentences}
+    for phase in ("index", "query", "mutate"):
+        out = workdir / f"{phase}.json"
+        args = [sys.executable, "-m", "qa_service.benchmark.scale", phase, str(workdir), json.dumps(overrides)]
+        if phase == "index":
+            args.append(str(sentences))
+        with (workdir / f"{phase}.log").open("wb") as logfile:
+            done = subprocess.run(args, stdout=logfile, stderr=subprocess.STDOUT, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"scale phase {phase} failed:\n{(workdir / f'{phase}.log').read_text()[-3000:]}")
+        data = json.loads(out.read_text())
+        log(f"  {phase}: {json.dumps(data)}")
+        result.update(data)
+    result["peak_rss_mb"] = max(result.pop(k) for k in ("indexing_peak_rss_mb", "query_peak_rss_mb", "mutate_peak_rss_mb"))
+    return result
+
+
+def main() -> None:
+    phase, workdir, overrides = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
+    if phase == "index":
+        data = phase_index(workdir, int(sys.argv[4]), overrides)
+    else:
+        data = PHASES[phase](workdir, overrides)
+    (workdir / f"{phase}.json").write_text(json.dumps(data))
+
+
+if __name__ == "__main__":
+    main()

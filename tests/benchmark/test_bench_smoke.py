@@ -1,0 +1,66 @@
+"""A smoke run of `qa-service bench` on a tiny corpus: every stage runs and the report is complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SEEDS
+
+SQUAD = ROOT.parent / "shared" / "eval" / "squad2-dev-subset.json"
+REFERENCE_PYTHON = ROOT / ".bench" / "reference-venv" / "bin" / "python"
+
+
+def _tiny_squad(path: Path) -> Path:
+    data = json.loads(SQUAD.read_text())
+    article = data["data"][0]
+    article["paragraphs"] = article["paragraphs"][:3]
+    path.write_text(json.dumps({"version": data.get("version", "v2.0"), "data": [article]}))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_bench_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    command = [
+        sys.executable, "-m", "qa_service.cli", "bench",
+        "--squad", str(_tiny_squad(tmp_path / "squad.json")),
+        "--out", str(out),
+        "--synthetic", "300",
+        "--requests", "10",
+        "--warmup", "5",
+        "--concurrency", "1,4",
+        "--scale", "3000",
+        "--setting", "embedding_model=hash:64",
+        "--setting", "faiss_index=HNSW16",
+    ]  # fmt: skip
+    if REFERENCE_PYTHON.exists():
+        command += ["--reference-python", str(REFERENCE_PYTHON)]
+    done = subprocess.run(
+        command, cwd=tmp_path, env={**os.environ, "QA_SEEDS_DIR": str(SEEDS)}, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    ours = report["ours"]
+    for level in ("1", "4"):
+        assert ours["http"][level]["requests"] == 10 and ours["http"][level]["errors"] == 0
+    assert ours["measure"]["squad"]["sentences_per_s"] > 0
+    assert ours["measure"]["seeds"]["query_p50_ms"] > 0
+    assert ours["measure"]["synthetic"]["sentences"] == 300
+    assert report["eval"]["questions"] > 0
+    scale = report["scale"]
+    assert scale["sentences_loaded"] == 3000
+    assert scale["deleted_document_gone"] and scale["updated_document_found"]
+    assert 0.5 <= scale["recall_at_10"] <= 1.0
+    markdown = (out / "report.md").read_text()
+    assert "| HTTP throughput at c=8 (req/s)" in markdown and "recall_at_10" in markdown
+    png = (out / "latency.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    if REFERENCE_PYTHON.exists():
+        assert report["reference"]["http"]["4"]["errors"] == 0
