@@ -8,7 +8,11 @@ SQUAD ?= ../shared/eval/squad2-dev-subset.json
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install browser run index serve test test-fast lint eval clean
+REFERENCE_VENV := .bench/reference-venv
+BENCH_OUT ?= bench-results
+BENCH_ARGS ?=
+
+.PHONY: install browser reference run index serve test test-fast lint eval bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,13 +31,17 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM)
 
+# The benchmark's reference pipeline (faiss-haystack pins numpy<2): its own venv, fast when up to date.
+reference:
+	bash bench/reference/setup.sh $(REFERENCE_VENV)
+
 index: install ## index seeds/ (skips unchanged files, so it is cheap when nothing changed)
 	$(BIN)/qa-service index seeds
 
 run: index ## set up, index seeds/ if needed, serve on http://127.0.0.1:8000
 	$(BIN)/qa-service serve --host 127.0.0.1 --port 8000
 
-test: install browser
+test: install browser reference
 	$(BIN)/python -m pytest
 
 test-fast: install
@@ -46,6 +54,11 @@ lint: install
 
 eval: install
 	$(BIN)/qa-service eval squad $(SQUAD) --json
+
+# Ours vs the reference pipeline, the SQuAD eval and the 1M-sentence scale test; see README "Performance".
+bench: install reference
+	$(BIN)/qa-service bench --squad $(SQUAD) --out $(BENCH_OUT) --reference-python $(REFERENCE_VENV)/bin/python \
+		--scale 1000000 $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) index/store.sqlite* index/*.faiss* index/manifest.json

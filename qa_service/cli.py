@@ -160,9 +160,9 @@ def eval_squad(
 
 @app.command()
 def bench(
-    squad: Annotated[Path, typer.Option(help="SQuAD subset (corpus and questions).", exists=True, dir_okay=False)] = Path(
-        "../shared/eval/squad2-dev-subset.json"
-    ),
+    squad: Annotated[
+        Path, typer.Option(help="SQuAD subset (corpus and questions).", exists=True, dir_okay=False)
+    ] = Path("../shared/eval/squad2-dev-subset.json"),
     out: Annotated[Path, typer.Option(help="Report directory (report.json, report.md, latency.png).")] = Path(
         "bench-results"
     ),
@@ -176,6 +176,12 @@ def bench(
     eval_limit: Annotated[int | None, typer.Option(min=1, help="Evaluate on N questions only.")] = None,
     scale: Annotated[int, typer.Option(min=0, help="Sentences of the scale test (0 skips it).")] = 0,
     setting: Annotated[list[str] | None, typer.Option(help="Our settings as NAME=VALUE (repeatable).")] = None,
+    scale_setting: Annotated[
+        list[str] | None, typer.Option(help="Settings for the scale test only, NAME=VALUE (repeatable).")
+    ] = None,
+    parts: Annotated[
+        str, typer.Option(help="Comma-separated parts to run: compare, eval, scale (others keep earlier results).")
+    ] = "compare,eval,scale",
 ) -> None:
     """Benchmark ours against the reference Haystack pipeline; writes JSON, markdown and a PNG plot."""
     from qa_service.benchmark.runner import BenchConfig, run_benchmark
@@ -193,6 +199,8 @@ def bench(
         eval_limit=eval_limit,
         scale_sentences=scale,
         settings=overrides,
+        scale_settings=dict(item.split("=", 1) for item in scale_setting or []),
+        parts=tuple(p.strip() for p in parts.split(",") if p.strip()),
         log=typer.echo,
     )
     paths = run_benchmark(config)

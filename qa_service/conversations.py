@@ -67,6 +67,9 @@ class ConversationStore:
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: a commit survives a crash of the process; only a power cut can lose the
+            # last turns. FULL would fsync every answer (milliseconds per chat request).
+            conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
         yield conn

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -179,22 +179,31 @@ class Indexer:
         ]
         out = self._pipeline.run({"splitter": {"documents": inputs}})
         embedded = out["sentence_embedder"]
-        sentences: dict[str, list[tuple[Document, bytes]]] = {}
+        sentences: dict[str, list[tuple[Document, np.ndarray, bytes]]] = {}
         passages: dict[str, list[Document]] = {}
-        for s, tokens in zip(embedded["documents"], embedded["tokens"], strict=True):
-            sentences.setdefault(s.meta["document_id"], []).append((s, tokens))
+        for s, vector, tokens in zip(embedded["documents"], embedded["embeddings"], embedded["tokens"], strict=True):
+            sentences.setdefault(s.meta["document_id"], []).append((s, vector, tokens))
         for p in out["splitter"]["passages"]:
             passages.setdefault(p.meta["document_id"], []).append(p)
+        result = []
         for doc in docs:
             sents, pars = sentences.get(doc.id, []), passages.get(doc.id, [])
             if not sents:
                 raise DocumentParseError(f"No sentences found in {doc.source!r}.")
-            doc.sentences = [(s.meta["start"], s.meta["end"], s.meta["passage_index"]) for s, _ in sents]
-            doc.sentence_embeddings = np.array([s.embedding for s, _ in sents], dtype=np.float32)
-            doc.sentence_tokens = [tokens for _, tokens in sents]
-            doc.passages = [(p.meta["start"], p.meta["end"]) for p in pars]
-            doc.passage_embeddings = passage_vectors(doc.sentence_embeddings, [p for _, _, p in doc.sentences], len(pars))
-        return docs
+            spans = [(s.meta["start"], s.meta["end"], s.meta["passage_index"]) for s, _, _ in sents]
+            vectors = np.stack([vector for _, vector, _ in sents])
+            # A new record: the caller's (possibly long) list of pending documents stays light.
+            result.append(
+                replace(
+                    doc,
+                    sentences=spans,
+                    sentence_embeddings=vectors,
+                    sentence_tokens=[tokens for _, _, tokens in sents],
+                    passages=[(p.meta["start"], p.meta["end"]) for p in pars],
+                    passage_embeddings=passage_vectors(vectors, [p for _, _, p in spans], len(pars)),
+                )
+            )
+        return result
 
 
 def passage_vectors(sentence_vectors: np.ndarray, passage_of: list[int], passages: int) -> np.ndarray:

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     )
     device: str = "cpu"
     encoder_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "torch",
+        "onnx-int8",
         description="torch: sentence-transformers as is; onnx: the model exported once to ONNX Runtime; "
         "onnx-int8: that export with int8 dynamic quantisation (fastest on CPU).",
     )

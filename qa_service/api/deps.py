@@ -1,4 +1,8 @@
-"""Dependencies: routes receive heavy resources and checks through these aliases (tests override them)."""
+"""Dependencies: routes receive heavy resources and checks through these aliases (tests override them).
+
+They are `async def` because they never block: FastAPI would run a plain `def` dependency in its
+thread pool, one thread hop per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -14,24 +18,24 @@ from qa_service.service import QAService
 from qa_service.settings import Settings
 
 
-def get_service(request: Request) -> QAService:
+async def get_service(request: Request) -> QAService:
     service: QAService | None = getattr(request.app.state, "service", None)
     if service is None:
         raise IndexNotFoundError("The service is starting; the index is not loaded yet.")
     return service
 
 
-def get_conversations(request: Request) -> ConversationStore:
+async def get_conversations(request: Request) -> ConversationStore:
     conversations: ConversationStore = request.app.state.conversations
     return conversations
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
@@ -41,14 +45,14 @@ def _limit(request: Request) -> None:
     limiter.hit(client_identity(request))
 
 
-def require_chat(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
+async def require_chat(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
     """Chat endpoints: the chat key when one is configured (the admin key also works), then the rate limit."""
     if settings.chat_api_key is not None:
         check_key(bearer_token(request), settings.chat_api_key, settings.admin_api_key)
     _limit(request)
 
 
-def require_admin(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
+async def require_admin(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
     if settings.admin_api_key is None:
         raise ForbiddenError("Document management is disabled: set QA_ADMIN_API_KEY to enable it.")
     check_key(bearer_token(request), settings.admin_api_key)

@@ -36,35 +36,107 @@ SEED_QUESTIONS = [
 ]
 
 _SUBJECTS = [
-    "The city council", "A regional court", "The finance ministry", "Local farmers", "The central bank",
-    "Researchers at the university", "The transport authority", "Union leaders", "The health agency",
-    "A group of engineers", "The energy regulator", "Hospital staff", "The port operator", "Fishermen",
-    "The school board", "Investors", "The weather service", "Airline executives", "The police", "Voters",
+    "The city council",
+    "A regional court",
+    "The finance ministry",
+    "Local farmers",
+    "The central bank",
+    "Researchers at the university",
+    "The transport authority",
+    "Union leaders",
+    "The health agency",
+    "A group of engineers",
+    "The energy regulator",
+    "Hospital staff",
+    "The port operator",
+    "Fishermen",
+    "The school board",
+    "Investors",
+    "The weather service",
+    "Airline executives",
+    "The police",
+    "Voters",
 ]
 _VERBS = [
-    "approved", "rejected", "announced", "delayed", "criticised", "funded", "reviewed", "proposed",
-    "postponed", "defended", "expanded", "cancelled", "welcomed", "questioned", "published", "measured",
+    "approved",
+    "rejected",
+    "announced",
+    "delayed",
+    "criticised",
+    "funded",
+    "reviewed",
+    "proposed",
+    "postponed",
+    "defended",
+    "expanded",
+    "cancelled",
+    "welcomed",
+    "questioned",
+    "published",
+    "measured",
 ]
 _OBJECTS = [
-    "a new budget", "the bridge repairs", "a water treatment plan", "the tax reform", "a rail line",
-    "the hospital extension", "a wind farm", "the housing programme", "new safety rules", "the harbour dredging",
-    "a flood barrier", "the teachers' pay deal", "a vaccine campaign", "the airport runway", "a solar park",
-    "the grain exports", "a coastal road", "the pension changes", "a research grant", "the metro expansion",
+    "a new budget",
+    "the bridge repairs",
+    "a water treatment plan",
+    "the tax reform",
+    "a rail line",
+    "the hospital extension",
+    "a wind farm",
+    "the housing programme",
+    "new safety rules",
+    "the harbour dredging",
+    "a flood barrier",
+    "the teachers' pay deal",
+    "a vaccine campaign",
+    "the airport runway",
+    "a solar park",
+    "the grain exports",
+    "a coastal road",
+    "the pension changes",
+    "a research grant",
+    "the metro expansion",
 ]
 _PLACES = [
-    "in Lyon", "in Porto", "near Gdansk", "in Tampere", "outside Graz", "in Bilbao", "near Utrecht",
-    "in Malmo", "in Brno", "near Varna", "in Cork", "in Bergen", "near Split", "in Tartu", "in Aarhus",
+    "in Lyon",
+    "in Porto",
+    "near Gdansk",
+    "in Tampere",
+    "outside Graz",
+    "in Bilbao",
+    "near Utrecht",
+    "in Malmo",
+    "in Brno",
+    "near Varna",
+    "in Cork",
+    "in Bergen",
+    "near Split",
+    "in Tartu",
+    "in Aarhus",
 ]
 _TAILS = [
-    "after a long debate", "on Tuesday", "despite protests", "for the third time this year",
-    "citing rising costs", "ahead of the elections", "following a public consultation",
-    "with a narrow majority", "according to a statement", "to the surprise of observers",
+    "after a long debate",
+    "on Tuesday",
+    "despite protests",
+    "for the third time this year",
+    "citing rising costs",
+    "ahead of the elections",
+    "following a public consultation",
+    "with a narrow majority",
+    "according to a statement",
+    "to the surprise of observers",
 ]
 
 
 def synthetic_sentence(rng: random.Random) -> str:
-    amount = rng.choice([f"{rng.randint(2, 950)} million euros", f"{rng.randint(2, 99)} percent",
-                         f"{rng.randint(1000, 90000):,} people", f"{rng.randint(2, 40)} years"])
+    amount = rng.choice(
+        [
+            f"{rng.randint(2, 950)} million euros",
+            f"{rng.randint(2, 99)} percent",
+            f"{rng.randint(1000, 90000):,} people",
+            f"{rng.randint(2, 40)} years",
+        ]
+    )
     patterns = [
         f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)} {rng.choice(_PLACES)} "
         f"{rng.choice(_TAILS)}.",
@@ -100,8 +172,11 @@ def write_sentence_corpus(documents: list[TextSource], path: Path) -> int:
     with path.open("w") as out:
         for doc in documents:
             for k, (span, _block) in enumerate(split_sentences(doc.text)):
-                record = {"id": f"{doc.origin}:{k}", "content": doc.text[span.start : span.end],
-                          "meta": {"source": doc.source}}
+                record = {
+                    "id": f"{doc.origin}:{k}",
+                    "content": doc.text[span.start : span.end],
+                    "meta": {"source": doc.source},
+                }
                 out.write(json.dumps(record) + "\n")
                 count += 1
     return count

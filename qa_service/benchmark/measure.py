@@ -80,7 +80,8 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
     result["rss_after_index_mb"] = round(rss_mb(), 1)
 
     seeds = [
-        TextSource(source=p.name, text=p.read_text(), origin=str(p)) for p in sorted(Path(config["seeds"]).glob("*.txt"))
+        TextSource(source=p.name, text=p.read_text(), origin=str(p))
+        for p in sorted(Path(config["seeds"]).glob("*.txt"))
     ]
     seed_service, seed = index_corpus(base.model_copy(update={"index_dir": workdir / "seeds"}), seeds)
     questions_seeds = SEED_QUESTIONS * max(1, 400 // len(SEED_QUESTIONS))

@@ -44,15 +44,14 @@ def _fmt(value: float | None) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    ours, ref = report["ours"], report.get("reference", {})
-    lines = [
-        "| metric | ours | reference | ours / reference |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    for label, path, _higher in ROWS:
-        a, b = _get(ours, path), _get(ref, path)
-        ratio = f"{a / b:.2f}×" if a is not None and b else "–"
-        lines.append(f"| {label} | {_fmt(a)} | {_fmt(b)} | {ratio} |")
+    ours, ref = report.get("ours", {}), report.get("reference", {})
+    lines = []
+    if ours:
+        lines += ["| metric | ours | reference | ours / reference |", "| --- | ---: | ---: | ---: |"]
+        for label, path, _higher in ROWS:
+            a, b = _get(ours, path), _get(ref, path)
+            ratio = f"{a / b:.2f}×" if a is not None and b else "–"
+            lines.append(f"| {label} | {_fmt(a)} | {_fmt(b)} | {ratio} |")
     if "eval" in report:
         e = report["eval"]
         lines += [
@@ -73,7 +72,12 @@ def markdown(report: dict[str, Any]) -> str:
         ]
     if "scale" in report:
         s = report["scale"]
-        lines += ["", "| scale test | value |", "| --- | ---: |", *(f"| {k} | {v} |" for k, v in s.items())]
+        lines += [
+            "",
+            "| scale test | value |",
+            "| --- | ---: |",
+            *(f"| {k} | {v} |" for k, v in s.items() if not isinstance(v, dict)),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -99,7 +103,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
         ax.set_xlabel("concurrent requests")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.lines:
+            ax.legend(fontsize=8)
     left.set_yscale("log")
     fig.suptitle(f"HTTP on loopback, {report.get('machine', '')}")
     fig.tight_layout()

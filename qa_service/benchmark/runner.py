@@ -32,6 +32,8 @@ class BenchConfig:
     eval_limit: int | None = None  # None: every question
     scale_sentences: int = 0  # 0 skips the scale test
     settings: dict[str, Any] = field(default_factory=dict)  # QA settings overrides for our side
+    scale_settings: dict[str, Any] = field(default_factory=dict)  # overrides for the scale test only
+    parts: tuple[str, ...] = ("compare", "eval", "scale")
     log: Any = print
 
 
@@ -111,8 +113,21 @@ def run_reference(cfg: BenchConfig, work: Path, questions: list[str]) -> dict[st
     python = str(cfg.reference_python)
     cfg.log("reference: indexing and in-process latency")
     squad = _json_child(
-        [python, str(script), "measure", "--corpus", str(corpus), "--queries", str(work / "questions.txt"),
-         "--workdir", str(work / "squad"), "--warmup", "20", "--out", str(work / "squad.json")],
+        [
+            python,
+            str(script),
+            "measure",
+            "--corpus",
+            str(corpus),
+            "--queries",
+            str(work / "questions.txt"),
+            "--workdir",
+            str(work / "squad"),
+            "--warmup",
+            "20",
+            "--out",
+            str(work / "squad.json"),
+        ],
         work / "squad.json",
         work / "squad.log",
     )
@@ -124,8 +139,17 @@ def run_reference(cfg: BenchConfig, work: Path, questions: list[str]) -> dict[st
         synthetic_corpus = work / "synthetic-sentences.jsonl"
         write_sentence_corpus(list(synthetic_documents(cfg.synthetic_sentences)), synthetic_corpus)
         measured["synthetic"] = _json_child(
-            [python, str(script), "measure", "--corpus", str(synthetic_corpus), "--workdir",
-             str(work / "synthetic"), "--out", str(work / "synthetic.json")],
+            [
+                python,
+                str(script),
+                "measure",
+                "--corpus",
+                str(synthetic_corpus),
+                "--workdir",
+                str(work / "synthetic"),
+                "--out",
+                str(work / "synthetic.json"),
+            ],
             work / "synthetic.json",
             work / "synthetic.log",
         )
@@ -140,20 +164,29 @@ def run_reference(cfg: BenchConfig, work: Path, questions: list[str]) -> dict[st
 
 
 def run_benchmark(cfg: BenchConfig) -> dict[str, Path]:
+    """Runs the parts asked for; parts not run keep their results from an earlier report in `out_dir`
+    (the scale test alone takes tens of minutes)."""
     work = cfg.out_dir / "work"
     (work / "ours").mkdir(parents=True, exist_ok=True)
-    _, squad_questions = load_squad(cfg.squad)
-    questions = [q.text for q in squad_questions]
-    report: dict[str, Any] = {"machine": _machine(), "settings": cfg.settings, "concurrency": list(cfg.concurrency)}
-    report["ours"] = run_ours(cfg, work / "ours", questions)
-    if cfg.reference_python is not None:
-        (work / "reference").mkdir(parents=True, exist_ok=True)
-        report["reference"] = run_reference(cfg, work / "reference", questions)
-    cfg.log("eval: SQuAD subset")
-    report["eval"] = evaluate_squad(cfg.squad, Settings(**cfg.settings), limit=cfg.eval_limit)
-    if cfg.scale_sentences:
+    previous = cfg.out_dir / "report.json"
+    report: dict[str, Any] = json.loads(previous.read_text()) if previous.exists() else {}
+    report.update({"machine": _machine(), "settings": cfg.settings, "concurrency": list(cfg.concurrency)})
+    if "compare" in cfg.parts:
+        _, squad_questions = load_squad(cfg.squad)
+        questions = [q.text for q in squad_questions]
+        report["ours"] = run_ours(cfg, work / "ours", questions)
+        report.pop("reference", None)
+        if cfg.reference_python is not None:
+            (work / "reference").mkdir(parents=True, exist_ok=True)
+            report["reference"] = run_reference(cfg, work / "reference", questions)
+    if "eval" in cfg.parts:
+        cfg.log("eval: SQuAD subset")
+        report["eval"] = evaluate_squad(cfg.squad, Settings(**cfg.settings), limit=cfg.eval_limit)
+    if "scale" in cfg.parts and cfg.scale_sentences:
         from qa_service.benchmark.scale import run_scale
 
         cfg.log(f"scale: {cfg.scale_sentences:,} synthetic sentences")
-        report["scale"] = run_scale(cfg.scale_sentences, work / "scale", cfg.settings, cfg.log)
+        overrides = {**cfg.settings, **cfg.scale_settings}
+        report["scale"] = run_scale(cfg.scale_sentences, work / "scale", overrides, cfg.log)
+        report["scale"]["settings"] = overrides
     return report_module.write(report, cfg.out_dir)

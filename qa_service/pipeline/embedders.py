@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -27,8 +26,10 @@ def title_prefix(doc: Document) -> str:
 class SentenceEmbedder:
     """Embeds each sentence once, as `title: sentence`.
 
-    One forward pass gives the pooled vector (into `Document.embedding`, used for dense retrieval)
-    and the token vectors; the sentence's own tokens (title tokens dropped) come out as `tokens`,
+    One forward pass gives the pooled vector (dense retrieval) and the token vectors. Pooled vectors
+    come out as one float32 matrix, `embeddings` (row i is `documents[i]`'s), not as per-document
+    lists of Python floats: those take 12 KiB per sentence, which bulk indexing cannot afford. The
+    sentence's own tokens (title tokens dropped) come out as `tokens`,
     aligned with `documents` as int8 blobs (`qa_service.quantize`), for late interaction and the
     sentence-only vector at query time.
     """
@@ -50,20 +51,24 @@ class SentenceEmbedder:
         if self._encoder is None:
             self._encoder = get_encoder(self.model, self.device, self.backend, self.cache_dir, self.threads)
 
-    @component.output_types(documents=list[Document], tokens=list[bytes])
+    @component.output_types(documents=list[Document], embeddings=np.ndarray, tokens=list[bytes])
     def run(self, documents: list[Document]) -> dict[str, Any]:
         self.warm_up()
         assert self._encoder is not None
         prefixes = sorted({title_prefix(d) for d in documents} - {""})
         prefix_tokens = dict(zip(prefixes, self._encoder.token_counts(prefixes), strict=True))
-        encoded = self._encoder.embed_tokens([embedding_text(d) for d in documents], self.batch_size)
-        out_docs, out_tokens = [], []
-        for doc, (tokens, pooled) in zip(documents, encoded, strict=True):
-            skip = prefix_tokens.get(title_prefix(doc), 0)
-            own = tokens[skip:] if len(tokens) > skip else tokens
-            out_docs.append(replace(doc, embedding=pooled.tolist()))
-            out_tokens.append(token_blob(own))
-        return {"documents": out_docs, "tokens": out_tokens}
+        out_tokens: list[bytes] = []
+        vectors = np.zeros((len(documents), self._encoder.dimension), dtype=np.float32)
+        # Chunks bound the float32 token vectors alive at once (about 25 KiB per sentence).
+        chunk = max(self.batch_size, 1024)
+        for at in range(0, len(documents), chunk):
+            part = documents[at : at + chunk]
+            encoded = self._encoder.embed_tokens([embedding_text(d) for d in part], self.batch_size)
+            for i, (doc, (tokens, pooled)) in enumerate(zip(part, encoded, strict=True), start=at):
+                skip = prefix_tokens.get(title_prefix(doc), 0)
+                vectors[i] = pooled
+                out_tokens.append(token_blob(tokens[skip:] if len(tokens) > skip else tokens))
+        return {"documents": documents, "embeddings": vectors, "tokens": out_tokens}
 
     def to_dict(self) -> dict[str, Any]:
         return default_to_dict(

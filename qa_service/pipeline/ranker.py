@@ -17,9 +17,9 @@ import numpy as np
 from haystack import Document, component, default_from_dict, default_to_dict
 
 from qa_service.lexical import content_terms, coverage, expected_answer_type, matches_answer_type, smoothed_idf
+from qa_service.quantize import token_unblob
 from qa_service.settings import RankerWeights
 from qa_service.store.document_store import FaissSQLiteDocumentStore
-from qa_service.quantize import token_unblob
 from qa_service.store.rows import row_to_document
 
 EVIDENCE = (
@@ -66,13 +66,15 @@ class SentenceRanker:
         """
         d = len(q)
         titled = np.frombuffer(b"".join(r["embedding"] for r in rows), dtype=np.float32).reshape(len(rows), d)
-        blobs = [r["tokens"] or None for r in rows]
-        parts = [
-            token_unblob(b, d) if b is not None else titled[i : i + 1] for i, b in enumerate(blobs)
-        ]
-        lengths = np.array([len(p) for p in parts])
+        blobs = [r["tokens"] for r in rows]
+        if all(blobs):
+            lengths = np.array([len(b) // d for b in blobs])
+            tokens = token_unblob(b"".join(blobs), d)
+        else:
+            parts = [token_unblob(b, d) if b else titled[i : i + 1] for i, b in enumerate(blobs)]
+            lengths = np.array([len(p) for p in parts])
+            tokens = np.concatenate(parts)
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        tokens = np.concatenate(parts)
         own = np.add.reduceat(tokens, offsets, axis=0)
         own /= np.maximum(np.linalg.norm(own, axis=1, keepdims=True), 1e-12)
         late = np.maximum.reduceat(query_tokens @ tokens.T, offsets, axis=1).mean(axis=0)

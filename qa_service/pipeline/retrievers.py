@@ -16,7 +16,7 @@ class _StoreComponent:
         self.document_store, self.top_k = document_store, top_k
 
     def _documents(self, hits: list[tuple[int, float]]) -> list[Document]:
-        rows = {row["id"]: row for row in self.document_store.sentence_rows([i for i, _ in hits])}
+        rows = {row["id"]: row for row in self.document_store.sentence_rows([i for i, _ in hits], vectors=False)}
         return [row_to_document(rows[i], score=s) for i, s in hits if i in rows]
 
     def to_dict(self) -> dict[str, Any]:

@@ -45,7 +45,9 @@ class GraphRunner:
     def warm_up(self) -> None:
         self.pipeline.warm_up()
 
-    def run(self, data: dict[str, dict[str, Any]], include_outputs_from: frozenset[str] = frozenset()) -> dict[str, Any]:
+    def run(
+        self, data: dict[str, dict[str, Any]], include_outputs_from: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
         """Same inputs and results as `Pipeline.run`: each component's unconsumed outputs, plus the
         full outputs of the components named in `include_outputs_from`."""
         outputs: dict[str, dict[str, Any]] = {}

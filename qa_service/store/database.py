@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS sentences (
     tokens BLOB NOT NULL DEFAULT x''
 );
 CREATE INDEX IF NOT EXISTS sentences_document ON sentences(document_id);
+CREATE INDEX IF NOT EXISTS sentences_passage ON sentences(passage_id);
 CREATE TABLE IF NOT EXISTS term_df (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS sentences_fts USING fts5(text, tokenize='porter unicode61');
 CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(text, tokenize='porter unicode61');
@@ -134,14 +135,15 @@ class Database:
         with self.connection() as conn:
             return list(conn.execute(sql, params))
 
-    def sentences_by_ids(self, ids: list[int]) -> list[sqlite3.Row]:
+    def sentences_by_ids(self, ids: list[int], vectors: bool = True) -> list[sqlite3.Row]:
+        """Sentence rows with their source; `vectors` adds the embedding and token blobs."""
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
+        blobs = "s.embedding, s.tokens, " if vectors else ""
         return self.query(
             f'SELECT s.id, s.document_id, s.passage_id, s.sentence_index, s.start, s."end", s.text, '
-            f"s.embedding, s.tokens, d.source FROM sentences s JOIN documents d ON d.id = s.document_id "
-            f"WHERE s.id IN ({marks})",
+            f"{blobs}d.source FROM sentences s JOIN documents d ON d.id = s.document_id WHERE s.id IN ({marks})",
             ids,
         )
 

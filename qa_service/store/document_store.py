@@ -297,8 +297,8 @@ class FaissSQLiteDocumentStore:
     def keyword_passages(self, text: str, k: int, restrict: list[int] | None = None) -> list[tuple[int, float]]:
         return self.db.keyword_search("passages_fts", text, k, restrict)
 
-    def sentence_rows(self, ids: list[int]) -> list[sqlite3.Row]:
-        return self.db.sentences_by_ids(ids)
+    def sentence_rows(self, ids: list[int], vectors: bool = True) -> list[sqlite3.Row]:
+        return self.db.sentences_by_ids(ids, vectors)
 
     def passage_vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
         return {k: unblob(v) for k, v in self.db.passage_embeddings(ids).items()}

@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -14,12 +15,12 @@ from qa_service.benchmark.loadgen import run_load
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the load generator expects
-    seen: list[dict[str, object]] = []
+    seen: ClassVar[list[dict[str, object]]] = []
     in_flight = 0
     max_in_flight = 0
     lock = threading.Lock()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         with self.lock:
             type(self).in_flight += 1

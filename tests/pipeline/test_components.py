@@ -96,7 +96,7 @@ def test_sentence_embedder_keeps_only_the_sentences_own_tokens() -> None:
     assert np.allclose((titled * expected).sum(axis=1), 1.0, atol=0.01)  # the same words, in order
     # the pooled vector (dense retrieval) is the titled text's
     titled_vector = encoder.embed(["Kherson Retreat News: Troops left the city quickly."])[0]
-    assert np.allclose(out["documents"][0].embedding, titled_vector, atol=1e-6)
+    assert np.allclose(out["embeddings"][0], titled_vector, atol=1e-6)
 
 
 def test_passage_vector_is_the_normalised_mean_of_its_sentences() -> None:
