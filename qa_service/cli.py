@@ -91,8 +91,13 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default QA_HOST or 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default QA_PORT or 8000).")] = None,
     index_dir: IndexDir = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes (default QA_WORKERS or 1); see README Performance.")
+    ] = None,
 ) -> None:
     """Serve the HTTP API."""
+    import os
+
     import uvicorn
 
     from qa_service.api.app import create_app
@@ -100,9 +105,14 @@ def serve(
 
     settings = _settings(index_dir)
     configure_logging(settings.log_json)
-    uvicorn.run(
-        create_app(settings), host=host or settings.host, port=port or settings.port, access_log=False, log_config=None
-    )
+    workers = workers or settings.workers
+    bind = {"host": host or settings.host, "port": port or settings.port, "access_log": False, "log_config": None}
+    if workers == 1:
+        uvicorn.run(create_app(settings), **bind)  # type: ignore[arg-type]
+        return
+    # Each worker process builds its app from the environment: pass on what the options changed.
+    os.environ["QA_INDEX_DIR"] = str(settings.index_dir)
+    uvicorn.run("qa_service.api.app:create_app", factory=True, workers=workers, **bind)  # type: ignore[arg-type]
 
 
 @app.command()
@@ -182,6 +192,7 @@ def bench(
     parts: Annotated[
         str, typer.Option(help="Comma-separated parts to run: compare, eval, scale (others keep earlier results).")
     ] = "compare,eval,scale",
+    workers: Annotated[int, typer.Option(min=1, help="Also serve ours with N worker processes (1: skip).")] = 2,
 ) -> None:
     """Benchmark ours against the reference Haystack pipeline; writes JSON, markdown and a PNG plot."""
     from qa_service.benchmark.runner import BenchConfig, run_benchmark
@@ -201,6 +212,7 @@ def bench(
         settings=overrides,
         scale_settings=dict(item.split("=", 1) for item in scale_setting or []),
         parts=tuple(p.strip() for p in parts.split(",") if p.strip()),
+        workers=workers,
         log=typer.echo,
     )
     paths = run_benchmark(config)

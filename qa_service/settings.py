@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     abstention: AbstentionModel = AbstentionModel()
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(
+        1,
+        ge=1,
+        description="`serve` worker processes. Each loads the model and index; rate limits and metrics "
+        "are per process; conversations and the index are shared on disk.",
+    )
 
     # --- HTTP API ---------------------------------------------------------------------------------
     admin_api_key: SecretStr | None = Field(

@@ -1,4 +1,5 @@
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,43 @@ def test_eval_squad_on_a_tiny_file(tmp_path: Path) -> None:
         "index_seconds",
     ):
         assert key in metrics
+
+
+@pytest.mark.integration
+def test_serve_with_two_worker_processes(tmp_path: Path, seeds_copy: Path) -> None:
+    """`serve --workers 2`: both processes answer from the same index and share conversations."""
+    import json
+    import os
+    import sys
+    import urllib.request
+
+    from qa_service.benchmark.servers import free_port, running
+
+    env = {
+        "QA_EMBEDDING_MODEL": "hash:64",
+        "QA_ABSTENTION__THRESHOLD": "0",
+        "QA_INDEX_DIR": str(tmp_path / "index"),
+        "QA_SEEDS_DIR": str(seeds_copy),
+    }
+    index = subprocess.run(
+        [sys.executable, "-m", "qa_service.cli", "index"], env={**os.environ, **env}, capture_output=True, text=True
+    )
+    assert index.returncode == 0, index.stderr
+    port = free_port()
+    command = [sys.executable, "-m", "qa_service.cli", "serve", "--port", str(port), "--workers", "2"]
+    with running(command, port, "/readyz", tmp_path / "server.log", env, timeout=120) as server:
+        assert len(server.worker_pids()) >= 2
+
+        def ask(body: dict[str, str]) -> dict[str, object]:
+            request = urllib.request.Request(
+                server.base_url + "/v1/chat", json.dumps(body).encode(), {"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return dict(json.loads(response.read()))
+
+        first = ask({"message": "How many troops withdrew from Kherson?"})
+        assert "20,000" in str(first["answer"])
+        for _ in range(6):  # connections land on either worker; every one knows the conversation
+            follow = ask({"message": "Who said so?", "conversation_id": str(first["conversation_id"])})
+            assert follow["conversation_id"] == first["conversation_id"]
+        assert follow["turn"] == 14

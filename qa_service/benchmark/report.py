@@ -16,6 +16,8 @@ ROWS: list[tuple[str, tuple[str, ...], bool]] = [
     ("HTTP p95 at c=1 (ms)", ("http", "1", "p95_ms"), False),
     ("HTTP throughput at c=32 (req/s)", ("http", "32", "throughput_rps"), True),
     ("HTTP p95 at c=32 (ms)", ("http", "32", "p95_ms"), False),
+    ("HTTP throughput at c=8, worker processes (req/s)", ("http_workers", "8", "throughput_rps"), True),
+    ("HTTP p95 at c=8, worker processes (ms)", ("http_workers", "8", "p95_ms"), False),
     ("In-process p50, SQuAD (ms)", ("measure", "squad", "query_p50_ms"), False),
     ("In-process p95, SQuAD (ms)", ("measure", "squad", "query_p95_ms"), False),
     ("In-process p50, seeds (ms)", ("measure", "seeds", "query_p50_ms"), False),
@@ -89,12 +91,18 @@ def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name, style in (("ours", "tab:blue"), ("reference", "tab:orange")):
-        http = report.get(name, {}).get("http", {})
+    series = (
+        ("ours", "http", "tab:blue", "qa-service"),
+        ("ours", "http_workers", "tab:green", "qa-service, worker processes"),
+        ("reference", "http", "tab:orange", "reference (Haystack tutorial pipeline)"),
+    )
+    for side, key, style, label in series:
+        http = report.get(side, {}).get(key, {})
         levels = sorted(int(c) for c in http if c.isdigit())
         if not levels:
             continue
-        label = "qa-service" if name == "ours" else "reference (Haystack tutorial pipeline)"
+        if key == "http_workers":
+            label = f"{label} ({http.get('workers', '?')})"
         left.plot(levels, [http[str(c)]["p50_ms"] for c in levels], "o-", color=style, label=f"{label} p50")
         left.plot(levels, [http[str(c)]["p95_ms"] for c in levels], "s--", color=style, label=f"{label} p95")
         right.plot(levels, [http[str(c)]["throughput_rps"] for c in levels], "o-", color=style, label=label)

@@ -34,6 +34,7 @@ class BenchConfig:
     settings: dict[str, Any] = field(default_factory=dict)  # QA settings overrides for our side
     scale_settings: dict[str, Any] = field(default_factory=dict)  # overrides for the scale test only
     parts: tuple[str, ...] = ("compare", "eval", "scale")
+    workers: int = 2  # also measure ours with this many worker processes (1: skip)
     log: Any = print
 
 
@@ -97,10 +98,21 @@ def run_ours(cfg: BenchConfig, work: Path, questions: list[str]) -> dict[str, An
     port = free_port()
     command = [sys.executable, "-m", "qa_service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     env = _our_env(cfg, work / "index" / "squad", work)
+    bodies = [{"message": q} for q in questions]
     with running(command, port, "/readyz", work / "server.log", env) as server:
-        http = _http(server.base_url + "/v1/chat", [{"message": q} for q in questions], cfg, {})
+        http = _http(server.base_url + "/v1/chat", bodies, cfg, {})
         http["server_peak_rss_mb"] = server.peak_rss_mb()
-    return {"measure": measured, "http": http}
+    result = {"measure": measured, "http": http}
+    if cfg.workers > 1:
+        cfg.log(f"ours: HTTP, {cfg.workers} worker processes")
+        port = free_port()
+        command = [*command[:-1], str(port), "--workers", str(cfg.workers)]
+        with running(command, port, "/readyz", work / "server-workers.log", env) as server:
+            workers = _http(server.base_url + "/v1/chat", bodies, cfg, {})
+            workers["server_peak_rss_mb"] = server.peak_rss_mb()
+            workers["workers"] = cfg.workers
+        result["http_workers"] = workers
+    return result
 
 
 def run_reference(cfg: BenchConfig, work: Path, questions: list[str]) -> dict[str, Any]:

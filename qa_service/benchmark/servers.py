@@ -30,6 +30,9 @@ class Server:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def worker_pids(self) -> list[int]:
+        return _children(self.process.pid)
+
     def peak_rss_mb(self) -> float:
         """VmHWM of the server process and its children (uvicorn workers), summed."""
         total = 0.0

@@ -50,6 +50,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     ours = report["ours"]
     for level in ("1", "4"):
         assert ours["http"][level]["requests"] == 10 and ours["http"][level]["errors"] == 0
+    assert ours["http_workers"]["4"]["requests"] == 10 and ours["http_workers"]["4"]["errors"] == 0
     assert ours["measure"]["squad"]["sentences_per_s"] > 0
     assert ours["measure"]["seeds"]["query_p50_ms"] > 0
     assert ours["measure"]["synthetic"]["sentences"] == 300

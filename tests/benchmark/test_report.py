@@ -1,0 +1,33 @@
+"""The report: ratios ours/reference in the table, both lines in the plot, partial reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from qa_service.benchmark.report import markdown, write
+
+
+def _side(rps: float, p95: float) -> dict[str, object]:
+    levels = {str(c): {"throughput_rps": rps * c**0.5, "p50_ms": p95 / 2, "p95_ms": p95, "p99_ms": p95 * 1.2}
+              for c in (1, 8, 32)}  # fmt: skip
+    return {"http": levels, "measure": {"squad": {"sentences_per_s": rps * 10}, "peak_rss_mb": 300.0}}
+
+
+def test_table_has_both_sides_and_their_ratio() -> None:
+    report = {"ours": _side(100, 20), "reference": _side(25, 80)}
+    table = markdown(report)
+    row = next(line for line in table.splitlines() if line.startswith("| HTTP throughput at c=8 (req/s)"))
+    assert row.split("|")[2].strip() == "283" and row.split("|")[3].strip() == "70.7"
+    assert row.split("|")[4].strip() == "4.00×"
+    assert "| Peak RSS, HTTP server (MiB) | – | – | – |" in table  # missing figures are shown as such
+
+
+def test_scale_only_report_and_files(tmp_path: Path) -> None:
+    report = {"scale": {"sentences": 1000, "recall_at_10": 0.97, "settings": {"faiss_index": "HNSW32"}}}
+    table = markdown(report)
+    assert "| recall_at_10 | 0.97 |" in table and "ours / reference" not in table
+    paths = write({"ours": _side(100, 20), "reference": _side(25, 80), **report}, tmp_path)
+    assert json.loads(paths["json"].read_text())["scale"]["sentences"] == 1000
+    png = paths["plot"].read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
