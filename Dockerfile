@@ -4,7 +4,8 @@ FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     HF_HUB_OFFLINE=1 HAYSTACK_TELEMETRY_ENABLED=False \
-    QA_INDEX_DIR=/data/index QA_SEEDS_DIR=/app/seeds QA_HOST=0.0.0.0 QA_PORT=8000
+    QA_INDEX_DIR=/data/index QA_SEEDS_DIR=/app/seeds QA_HOST=0.0.0.0 QA_PORT=8000 \
+    QA_MODEL_CACHE_DIR=/data/index/.models
 
 # Point this at PyTorch's CPU wheel index for a much smaller image (torch from PyPI bundles CUDA).
 ARG PIP_EXTRA_INDEX_URL=""
