@@ -197,7 +197,9 @@ def bench(
     """Benchmark ours against the reference Haystack pipeline; writes JSON, markdown and a PNG plot."""
     from qa_service.benchmark.runner import BenchConfig, run_benchmark
 
-    overrides = dict(item.split("=", 1) for item in setting or [])
+    def pairs(items: list[str] | None) -> dict[str, str]:
+        return dict(item.split("=", 1) for item in items or [])
+
     config = BenchConfig(
         out_dir=out,
         squad=squad,
@@ -209,8 +211,8 @@ def bench(
         warmup=warmup,
         eval_limit=eval_limit,
         scale_sentences=scale,
-        settings=overrides,
-        scale_settings=dict(item.split("=", 1) for item in scale_setting or []),
+        settings=pairs(setting),
+        scale_settings=pairs(scale_setting),
         parts=tuple(p.strip() for p in parts.split(",") if p.strip()),
         workers=workers,
         log=typer.echo,

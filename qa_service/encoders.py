@@ -16,7 +16,7 @@ from typing import Any, Protocol, cast
 import numpy as np
 
 from qa_service.errors import ModelLoadError
-from qa_service.settings import DEFAULT_MODEL
+from qa_service.settings import DEFAULT_MODEL, default_model_cache
 
 _PACKAGED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 
@@ -168,7 +168,7 @@ def get_encoder(
             elif backend in ("onnx", "onnx-int8"):
                 from qa_service.onnx_encoder import OnnxEncoder
 
-                cache = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "qa-service"
+                cache = Path(cache_dir) if cache_dir else default_model_cache()
                 encoder = OnnxEncoder(spec, cache, quantize=backend == "onnx-int8", threads=threads)
             elif backend == "torch":
                 encoder = SentenceTransformerEncoder(spec, device)

@@ -9,6 +9,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
+def default_model_cache() -> Path:
+    """Where ONNX exports of the embedding model go unless QA_MODEL_CACHE_DIR says otherwise."""
+    return Path.home() / ".cache" / "qa-service"
+
+
 class RankerWeights(BaseModel):
     """Weights of the sentence-selection features (each feature is z-scored over the candidates).
 
@@ -57,7 +62,7 @@ class Settings(BaseSettings):
         "onnx-int8: that export with int8 dynamic quantisation (fastest on CPU).",
     )
     model_cache_dir: Path = Field(
-        default_factory=lambda: Path.home() / ".cache" / "qa-service",
+        default_factory=default_model_cache,
         description="Where ONNX exports of the embedding model are kept (made locally, never downloaded).",
     )
     encoder_threads: int | None = Field(None, ge=1, description="ONNX Runtime threads per call (default: all).")

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from qa_service.benchmark import report as report_module
-from qa_service.benchmark.corpus import write_sentence_corpus
+from qa_service.benchmark.corpus import synthetic_documents, write_sentence_corpus
 from qa_service.benchmark.loadgen import run_load
 from qa_service.benchmark.servers import free_port, running
 from qa_service.evaluation.squad import evaluate_squad, load_squad
+from qa_service.service import TextSource
 from qa_service.settings import Settings
 
 
@@ -115,10 +116,9 @@ def run_ours(cfg: BenchConfig, work: Path, questions: list[str]) -> dict[str, An
     return result
 
 
-def run_reference(cfg: BenchConfig, work: Path, questions: list[str]) -> dict[str, Any]:
+def run_reference(cfg: BenchConfig, work: Path, documents: list[TextSource], questions: list[str]) -> dict[str, Any]:
     assert cfg.reference_python is not None
     script = Path(__file__).resolve().parents[2] / "bench" / "reference" / "reference.py"
-    documents, _ = load_squad(cfg.squad)
     corpus = work / "squad-sentences.jsonl"
     write_sentence_corpus(documents, corpus)
     (work / "questions.txt").write_text("\n".join(q.replace("\n", " ") for q in questions) + "\n")
@@ -146,8 +146,6 @@ def run_reference(cfg: BenchConfig, work: Path, questions: list[str]) -> dict[st
     measured: dict[str, Any] = {"squad": squad, "peak_rss_mb": squad.get("peak_rss_mb")}
     squad["index_kib"] = round(squad["index_bytes"] / 1024, 1) if squad.get("index_bytes") else None
     if cfg.synthetic_sentences:
-        from qa_service.benchmark.corpus import synthetic_documents
-
         synthetic_corpus = work / "synthetic-sentences.jsonl"
         write_sentence_corpus(list(synthetic_documents(cfg.synthetic_sentences)), synthetic_corpus)
         measured["synthetic"] = _json_child(
@@ -184,13 +182,13 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Path]:
     report: dict[str, Any] = json.loads(previous.read_text()) if previous.exists() else {}
     report.update({"machine": _machine(), "settings": cfg.settings, "concurrency": list(cfg.concurrency)})
     if "compare" in cfg.parts:
-        _, squad_questions = load_squad(cfg.squad)
+        documents, squad_questions = load_squad(cfg.squad)
         questions = [q.text for q in squad_questions]
         report["ours"] = run_ours(cfg, work / "ours", questions)
         report.pop("reference", None)
         if cfg.reference_python is not None:
             (work / "reference").mkdir(parents=True, exist_ok=True)
-            report["reference"] = run_reference(cfg, work / "reference", questions)
+            report["reference"] = run_reference(cfg, work / "reference", documents, questions)
     if "eval" in cfg.parts:
         cfg.log("eval: SQuAD subset")
         report["eval"] = evaluate_squad(cfg.squad, Settings(**cfg.settings), limit=cfg.eval_limit)

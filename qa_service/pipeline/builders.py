@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from haystack import Pipeline
 from haystack.components.joiners import DocumentJoiner
 
@@ -15,24 +17,29 @@ from qa_service.settings import Settings
 from qa_service.store.document_store import FaissSQLiteDocumentStore
 
 
+class EncoderArgs(TypedDict):
+    model: str
+    device: str
+    backend: str
+    cache_dir: str
+    threads: int | None
+
+
+def _encoder_args(settings: Settings) -> EncoderArgs:
+    """The encoder the settings describe, as the embedding components take it."""
+    return EncoderArgs(
+        model=settings.embedding_model,
+        device=settings.device,
+        backend=settings.encoder_backend,
+        cache_dir=str(settings.model_cache_dir),
+        threads=settings.encoder_threads,
+    )
+
+
 def encoder_for(settings: Settings) -> Encoder:
     """The shared encoder the settings describe (loaded once per process)."""
-    return get_encoder(settings.embedding_model, settings.device, *_backend(settings))
-
-
-def _backend(settings: Settings) -> tuple[str, str, int | None]:
-    return settings.encoder_backend, str(settings.model_cache_dir), settings.encoder_threads
-
-
-def _encoder_args(settings: Settings) -> dict[str, object]:
-    backend, cache_dir, threads = _backend(settings)
-    return {
-        "model": settings.embedding_model,
-        "device": settings.device,
-        "backend": backend,
-        "cache_dir": cache_dir,
-        "threads": threads,
-    }
+    args = _encoder_args(settings)
+    return get_encoder(args["model"], args["device"], args["backend"], args["cache_dir"], args["threads"])
 
 
 def open_store(settings: Settings, create: bool = True) -> FaissSQLiteDocumentStore:
@@ -58,7 +65,7 @@ def build_indexing_pipeline(settings: Settings) -> Pipeline:
     pipeline.add_component("splitter", SentenceSplitter(passage_max_words=settings.passage_max_words))
     pipeline.add_component(
         "sentence_embedder",
-        SentenceEmbedder(batch_size=settings.embed_batch_size, **_encoder_args(settings)),  # type: ignore[arg-type]
+        SentenceEmbedder(batch_size=settings.embed_batch_size, **_encoder_args(settings)),
     )
     pipeline.connect("splitter.sentences", "sentence_embedder.documents")
     return pipeline
@@ -68,7 +75,7 @@ def build_query_pipeline(settings: Settings, store: FaissSQLiteDocumentStore) ->
     """query -> (dense sentences | BM25 sentences | passage sentences) -> join -> rank -> answer."""
     k = settings.sentence_candidates
     pipeline = Pipeline()
-    pipeline.add_component("query_embedder", QueryEmbedder(**_encoder_args(settings)))  # type: ignore[arg-type]
+    pipeline.add_component("query_embedder", QueryEmbedder(**_encoder_args(settings)))
     pipeline.add_component("dense", DenseSentenceRetriever(store, top_k=k))
     pipeline.add_component("keyword", KeywordSentenceRetriever(store, top_k=k))
     pipeline.add_component("passages", PassageSentenceRetriever(store, top_k=settings.passage_candidates))

@@ -22,8 +22,38 @@ def title_prefix(doc: Document) -> str:
     return f"{title}:" if title else ""
 
 
+class _EncoderComponent:
+    """What both embedders share: the encoder they describe, loaded by `warm_up`, and its parameters
+    in `to_dict`."""
+
+    def __init__(
+        self,
+        model: str,
+        device: str = "cpu",
+        backend: str = "torch",
+        cache_dir: str | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.model, self.device = model, device
+        self.backend, self.cache_dir, self.threads = backend, cache_dir, threads
+        self._encoder: Encoder | None = None
+
+    def warm_up(self) -> None:
+        if self._encoder is None:
+            self._encoder = get_encoder(self.model, self.device, self.backend, self.cache_dir, self.threads)
+
+    def _encoder_params(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "device": self.device,
+            "backend": self.backend,
+            "cache_dir": self.cache_dir,
+            "threads": self.threads,
+        }
+
+
 @component
-class SentenceEmbedder:
+class SentenceEmbedder(_EncoderComponent):
     """Embeds each sentence once, as `title: sentence`.
 
     One forward pass gives the pooled vector (dense retrieval) and the token vectors. Pooled vectors
@@ -43,13 +73,9 @@ class SentenceEmbedder:
         cache_dir: str | None = None,
         threads: int | None = None,
     ) -> None:
-        self.model, self.device, self.batch_size = model, device, batch_size
-        self.backend, self.cache_dir, self.threads = backend, cache_dir, threads
-        self._encoder: Encoder | None = None
-
-    def warm_up(self) -> None:
-        if self._encoder is None:
-            self._encoder = get_encoder(self.model, self.device, self.backend, self.cache_dir, self.threads)
+        # Not super(): @component rebuilds the class, which breaks zero-argument super().
+        _EncoderComponent.__init__(self, model, device, backend, cache_dir, threads)
+        self.batch_size = batch_size
 
     @component.output_types(documents=list[Document], embeddings=np.ndarray, tokens=list[bytes])
     def run(self, documents: list[Document]) -> dict[str, Any]:
@@ -71,15 +97,7 @@ class SentenceEmbedder:
         return {"documents": documents, "embeddings": vectors, "tokens": out_tokens}
 
     def to_dict(self) -> dict[str, Any]:
-        return default_to_dict(
-            self,
-            model=self.model,
-            device=self.device,
-            batch_size=self.batch_size,
-            backend=self.backend,
-            cache_dir=self.cache_dir,
-            threads=self.threads,
-        )
+        return default_to_dict(self, batch_size=self.batch_size, **self._encoder_params())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SentenceEmbedder:
@@ -87,28 +105,12 @@ class SentenceEmbedder:
 
 
 @component
-class QueryEmbedder:
+class QueryEmbedder(_EncoderComponent):
     """Embeds the query once: pooled vector for retrieval, token vectors for late interaction.
 
     `embedding` is the usual Haystack list; `vector` is the same as a numpy array, which our own
     components take because Haystack copies component inputs element by element.
     """
-
-    def __init__(
-        self,
-        model: str,
-        device: str = "cpu",
-        backend: str = "torch",
-        cache_dir: str | None = None,
-        threads: int | None = None,
-    ) -> None:
-        self.model, self.device = model, device
-        self.backend, self.cache_dir, self.threads = backend, cache_dir, threads
-        self._encoder: Encoder | None = None
-
-    def warm_up(self) -> None:
-        if self._encoder is None:
-            self._encoder = get_encoder(self.model, self.device, self.backend, self.cache_dir, self.threads)
 
     @component.output_types(embedding=list[float], vector=np.ndarray, tokens=np.ndarray)
     def run(self, text: str) -> dict[str, Any]:
@@ -118,14 +120,7 @@ class QueryEmbedder:
         return {"embedding": pooled.tolist(), "vector": pooled, "tokens": tokens}
 
     def to_dict(self) -> dict[str, Any]:
-        return default_to_dict(
-            self,
-            model=self.model,
-            device=self.device,
-            backend=self.backend,
-            cache_dir=self.cache_dir,
-            threads=self.threads,
-        )
+        return default_to_dict(self, **self._encoder_params())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QueryEmbedder:
