@@ -120,8 +120,8 @@ def slack(index_dir: IndexDir = None) -> None:
     """Run the Slack bot over Socket Mode (no public URL needed): needs QA_SLACK_BOT_TOKEN,
     QA_SLACK_SIGNING_SECRET and the app-level token QA_SLACK_APP_TOKEN."""
     from qa_service.api.observability import configure_logging
-    from qa_service.conversations import ConversationStore
     from qa_service.service import QAService
+    from qa_service.shared_state import open_state
 
     settings = _settings(index_dir)
     if settings.slack_app_token is None or settings.slack_bot_token is None or settings.slack_signing_secret is None:
@@ -141,10 +141,8 @@ def slack(index_dir: IndexDir = None) -> None:
         service = QAService(settings, create_index=False)
     except QAServiceError as exc:
         raise _fail(exc) from exc
-    conversations = ConversationStore(
-        settings.state_db or settings.index_dir / "state.sqlite", ttl_seconds=settings.conversation_ttl_seconds
-    )
-    bot = build_slack_app(settings, service, conversations)
+    shared = open_state(settings)
+    bot = build_slack_app(settings, service, shared.conversations, seen=shared.slack_events)
     SocketModeHandler(bot, settings.slack_app_token.get_secret_value()).start()
 
 

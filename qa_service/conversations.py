@@ -1,4 +1,8 @@
-"""Conversations and feedback, persisted in SQLite; a conversation expires after an idle TTL."""
+"""Conversations and feedback; a conversation expires after an idle TTL.
+
+`ConversationStore` holds what both backends share; `SQLiteConversationStore` (embedded default)
+and `PostgresConversationStore` (QA_STORE=pgvector, shared by replicas) store the rows.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,7 +57,53 @@ class Conversation:
     turns: list[StoredTurn]
 
 
-class ConversationStore:
+class ConversationStore(ABC):
+    ttl: float
+    max_turns: int
+
+    @staticmethod
+    def new_id() -> str:
+        return uuid.uuid4().hex
+
+    @staticmethod
+    def check_id(conversation_id: str) -> str:
+        if not _ID.match(conversation_id):
+            raise InvalidInputError("conversation_id must be 1-64 characters of letters, digits, '-' or '_'.")
+        return conversation_id
+
+    @abstractmethod
+    def get(self, conversation_id: str) -> Conversation | None:
+        """The conversation with its turns, or None when unknown or expired."""
+
+    @abstractmethod
+    def append(self, conversation_id: str, *turns: Turn) -> list[int]:
+        """Store turns; returns their turn numbers (1-based, in conversation order)."""
+
+    @abstractmethod
+    def _insert_feedback(self, conversation_id: str, turn: int, rating: str, comment: str | None) -> int: ...
+
+    @abstractmethod
+    def feedback(self, conversation_id: str) -> list[dict[str, object]]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def history(self, conversation_id: str) -> list[Turn]:
+        conversation = self.get(conversation_id)
+        if conversation is None:
+            return []
+        return [Turn(role=t.role, content=t.content, answer=t.answer) for t in conversation.turns]
+
+    def add_feedback(self, conversation_id: str, turn: int, rating: str, comment: str | None) -> int:
+        conversation = self.get(conversation_id)
+        if conversation is None:
+            raise NotFoundError(f"Conversation {conversation_id!r} not found (unknown or expired).")
+        if not any(t.turn == turn and t.role == "assistant" for t in conversation.turns):
+            raise NotFoundError(f"Conversation {conversation_id!r} has no answer at turn {turn}.")
+        return self._insert_feedback(conversation_id, turn, rating, comment)
+
+
+class SQLiteConversationStore(ConversationStore):
     def __init__(self, path: Path, ttl_seconds: float = 7 * 24 * 3600, max_turns: int = 200) -> None:
         self.path, self.ttl, self.max_turns = path, ttl_seconds, max_turns
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,16 +125,6 @@ class ConversationStore:
             self._local.conn = conn
         yield conn
 
-    @staticmethod
-    def new_id() -> str:
-        return uuid.uuid4().hex
-
-    @staticmethod
-    def check_id(conversation_id: str) -> str:
-        if not _ID.match(conversation_id):
-            raise InvalidInputError("conversation_id must be 1-64 characters of letters, digits, '-' or '_'.")
-        return conversation_id
-
     def get(self, conversation_id: str) -> Conversation | None:
         with self._conn() as conn:
             self._expire(conn)
@@ -101,14 +142,7 @@ class ConversationStore:
             ]
         return Conversation(conversation_id, row[0], row[1], turns)
 
-    def history(self, conversation_id: str) -> list[Turn]:
-        conversation = self.get(conversation_id)
-        if conversation is None:
-            return []
-        return [Turn(role=t.role, content=t.content, answer=t.answer) for t in conversation.turns]
-
     def append(self, conversation_id: str, *turns: Turn) -> list[int]:
-        """Store turns; returns their turn numbers (1-based, in conversation order)."""
         now = time.time()
         with self._lock, self._conn() as conn:
             conn.execute("BEGIN IMMEDIATE")
@@ -140,12 +174,7 @@ class ConversationStore:
             conn.execute("COMMIT")
         return numbers
 
-    def add_feedback(self, conversation_id: str, turn: int, rating: str, comment: str | None) -> int:
-        conversation = self.get(conversation_id)
-        if conversation is None:
-            raise NotFoundError(f"Conversation {conversation_id!r} not found (unknown or expired).")
-        if not any(t.turn == turn and t.role == "assistant" for t in conversation.turns):
-            raise NotFoundError(f"Conversation {conversation_id!r} has no answer at turn {turn}.")
+    def _insert_feedback(self, conversation_id: str, turn: int, rating: str, comment: str | None) -> int:
         with self._conn() as conn:
             cur = conn.execute(
                 "INSERT INTO feedback(conversation_id, turn, rating, comment, created_at) VALUES (?, ?, ?, ?, ?)",

@@ -53,3 +53,10 @@ class IndexMismatchError(QAServiceError):
 class ModelLoadError(QAServiceError):
     code = "model_unavailable"
     http_status = 503
+
+
+class DatabaseUnavailableError(QAServiceError):
+    """PostgreSQL (QA_STORE=pgvector) could not be reached or dropped the connection."""
+
+    code = "database_unavailable"
+    http_status = 503

@@ -16,7 +16,7 @@ from qa_service.errors import DocumentParseError, InvalidInputError
 from qa_service.ingest.converters import convert_file
 from qa_service.ingest.sources import content_hash, discover, document_id, title_from_source
 from qa_service.pipeline.runner import GraphRunner
-from qa_service.store.document_store import FaissSQLiteDocumentStore
+from qa_service.store.protocol import SentenceStore
 from qa_service.store.records import SourceDocument
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class IndexReport:
 class Indexer:
     """Syncs the store with files or texts; every batch of `batch_chars` of text is one generation."""
 
-    def __init__(self, store: FaissSQLiteDocumentStore, pipeline: GraphRunner, batch_chars: int = 2_000_000) -> None:
+    def __init__(self, store: SentenceStore, pipeline: GraphRunner, batch_chars: int = 2_000_000) -> None:
         self.store, self._pipeline, self.batch_chars = store, pipeline, batch_chars
 
     def index_paths(

@@ -61,16 +61,17 @@ class QAService:
         if len(question) > self.settings.max_message_chars:
             raise InvalidInputError(f"The question is longer than {self.settings.max_message_chars} characters.")
         query = self.retrieval_query(question, history or [])
-        result = self._query.run(
-            {
-                "query_embedder": {"text": query},
-                "dense": {"filters": filters},
-                "keyword": {"query": query, "filters": filters},
-                "passages": {"filters": filters},
-                "ranker": {"query": query},
-            },
-            include_outputs_from=frozenset({"ranker"}),
-        )
+        with self.store.snapshot():  # every read of one answer sees one committed state
+            result = self._query.run(
+                {
+                    "query_embedder": {"text": query},
+                    "dense": {"filters": filters},
+                    "keyword": {"query": query, "filters": filters},
+                    "passages": {"filters": filters},
+                    "ranker": {"query": query},
+                },
+                include_outputs_from=frozenset({"ranker"}),
+            )
         return DetailedAnswer(result["answer_builder"]["answer"], result["ranker"]["documents"], query)
 
     def retrieval_query(self, question: str, history: list[Turn]) -> str:

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -70,6 +70,18 @@ class Settings(BaseSettings):
         "Flat",
         description="FAISS index_factory string: Flat (exact), HNSW32, IVF256,Flat, IVF1024,PQ32 ...",
     )
+    store: Literal["faiss", "pgvector"] = Field(
+        "faiss",
+        description="faiss: the embedded index (FAISS + SQLite under INDEX_DIR, one machine); pgvector: "
+        "PostgreSQL + pgvector at DATABASE_URL, shared by any number of replicas (conversations, feedback, "
+        "rate limits and Slack event ids move there too).",
+    )
+    database_url: SecretStr | None = Field(
+        None, description="postgresql://user:password@host:5432/db; required when STORE=pgvector."
+    )
+    database_pool_size: int = Field(8, ge=1, description="PostgreSQL connections per process.")
+    pgvector_ef_search: int = Field(100, ge=1, description="HNSW search breadth in PostgreSQL (hnsw.ef_search).")
+    pgvector_language: str = Field("english", description="PostgreSQL text search configuration for keywords.")
     faiss_nprobe: int = Field(16, ge=1, description="IVF lists probed per query.")
     faiss_ef_search: int = Field(64, ge=1, description="HNSW search breadth.")
     embed_batch_size: int = Field(64, ge=1)
@@ -117,3 +129,9 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, description="Verifies Events API requests.")
     slack_app_token: SecretStr | None = Field(None, description="xapp- token for Socket Mode (`qa-service slack`).")
     slack_api_url: str = Field("https://slack.com/api/", description="Slack Web API base URL.")
+
+    @model_validator(mode="after")
+    def _store_needs_its_database(self) -> "Settings":
+        if self.store == "pgvector" and not (self.database_url and self.database_url.get_secret_value()):
+            raise ValueError("QA_STORE=pgvector needs QA_DATABASE_URL (postgresql://user:password@host:5432/db).")
+        return self

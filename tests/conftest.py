@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import shutil
 import socket
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 import qa_service  # noqa: F401  (sets the offline environment before haystack is imported)
 from qa_service.settings import AbstentionModel, Settings
+from tests.postgres_server import LocalPostgres
 
 # The abstention model is calibrated for the real embedding model; with the hashing encoder it is off.
 NEVER_ABSTAIN = AbstentionModel(threshold=0.0)
@@ -44,6 +46,24 @@ def _guarded_connect(self: socket.socket, address: object) -> None:
 @pytest.fixture(autouse=True)
 def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """One real PostgreSQL + pgvector on loopback for the session (tests get their own database)."""
+    server = LocalPostgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_url(postgres: LocalPostgres) -> Iterator[str]:
+    """A fresh, empty database; its connection pools are closed after the test."""
+    from qa_service.store.postgres import Postgres
+
+    url = postgres.create_database("t_" + uuid.uuid4().hex[:12])
+    yield url
+    Postgres.close_shared(url)
 
 
 @pytest.fixture

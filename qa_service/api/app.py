@@ -15,8 +15,8 @@ from qa_service.api.middleware import REQUEST_ID_HEADER, BodySizeLimitMiddleware
 from qa_service.api.observability import Metrics
 from qa_service.api.routes import router
 from qa_service.api.security import RateLimiter
-from qa_service.conversations import ConversationStore
 from qa_service.settings import Settings
+from qa_service.shared_state import open_state
 
 
 def create_app(settings: Settings | None = None, load_service: bool = True) -> FastAPI:
@@ -25,8 +25,10 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state_db = settings.state_db or settings.index_dir / "state.sqlite"
-        app.state.conversations = ConversationStore(state_db, ttl_seconds=settings.conversation_ttl_seconds)
+        shared = await run_in_threadpool(open_state, settings)
+        app.state.conversations = shared.conversations
+        if settings.store == "pgvector":  # one bucket per client across replicas
+            app.state.limiter = shared.limiter
         if load_service:
             from qa_service.service import QAService
 
@@ -36,12 +38,12 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
             if settings.slack_bot_token is not None and settings.slack_signing_secret is not None:
                 from qa_service.slack.bot import build_slack_app
 
-                app.state.slack = build_slack_app(settings, service, app.state.conversations)
+                app.state.slack = build_slack_app(settings, service, shared.conversations, seen=shared.slack_events)
         yield
-        app.state.conversations.close()
+        shared.close()
         loaded = getattr(app.state, "service", None)
         if loaded is not None and hasattr(loaded, "store"):
-            loaded.store.db.close()
+            loaded.store.close()
 
     app = FastAPI(
         title="qa-service",

@@ -11,11 +11,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from qa_service.api.observability import Metrics
-from qa_service.api.security import ForbiddenError, RateLimiter, bearer_token, check_key, client_identity
+from qa_service.api.security import ForbiddenError, bearer_token, check_key, client_identity
 from qa_service.conversations import ConversationStore
 from qa_service.errors import IndexNotFoundError
 from qa_service.service import QAService
 from qa_service.settings import Settings
+from qa_service.shared_state import Limiter
 
 
 async def get_service(request: Request) -> QAService:
@@ -41,7 +42,7 @@ async def get_metrics(request: Request) -> Metrics:
 
 
 def _limit(request: Request) -> None:
-    limiter: RateLimiter = request.app.state.limiter
+    limiter: Limiter = request.app.state.limiter
     limiter.hit(client_identity(request))
 
 

@@ -93,7 +93,7 @@ def evaluate_squad(path: Path, settings: Settings, limit: int | None = None) -> 
             # The same question against the corpus without its own article: the documents do not hold it.
             offtopic = {"field": "meta.source", "operator": "!=", "value": question.source}
             abstained_offtopic += service.ask(question.text, filters=offtopic).abstained
-        service.store.db.close()
+        service.store.close()
 
     def rate(n: int, d: int) -> float:
         return round(n / d, 4) if d else 0.0

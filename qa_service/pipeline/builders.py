@@ -14,7 +14,7 @@ from qa_service.pipeline.embedders import QueryEmbedder, SentenceEmbedder
 from qa_service.pipeline.ranker import SentenceRanker
 from qa_service.pipeline.retrievers import DenseSentenceRetriever, KeywordSentenceRetriever, PassageSentenceRetriever
 from qa_service.settings import Settings
-from qa_service.store.document_store import FaissSQLiteDocumentStore
+from qa_service.store.protocol import SentenceStore
 
 
 class EncoderArgs(TypedDict):
@@ -42,9 +42,26 @@ def encoder_for(settings: Settings) -> Encoder:
     return get_encoder(args["model"], args["device"], args["backend"], args["cache_dir"], args["threads"])
 
 
-def open_store(settings: Settings, create: bool = True) -> FaissSQLiteDocumentStore:
-    """Open (or create) the index; the model is loaded to learn its dimension."""
+def open_store(settings: Settings, create: bool = True) -> SentenceStore:
+    """Open (or create) the index of `settings.store`; the model is loaded to learn its dimension."""
     encoder = encoder_for(settings)
+    if settings.store == "pgvector":
+        from haystack.utils import Secret
+
+        from qa_service.store.pgvector_store import PgvectorSentenceStore
+
+        url = settings.database_url.get_secret_value() if settings.database_url else ""
+        return PgvectorSentenceStore(
+            connection_string=Secret.from_token(url),
+            model=settings.embedding_model,
+            dimension=encoder.dimension,
+            pool_size=settings.database_pool_size,
+            ef_search=settings.pgvector_ef_search,
+            language=settings.pgvector_language,
+            create=create,
+        )
+    from qa_service.store.document_store import FaissSQLiteDocumentStore
+
     return FaissSQLiteDocumentStore(
         index_dir=str(settings.index_dir),
         model=settings.embedding_model,
@@ -71,7 +88,7 @@ def build_indexing_pipeline(settings: Settings) -> Pipeline:
     return pipeline
 
 
-def build_query_pipeline(settings: Settings, store: FaissSQLiteDocumentStore) -> Pipeline:
+def build_query_pipeline(settings: Settings, store: SentenceStore) -> Pipeline:
     """query -> (dense sentences | BM25 sentences | passage sentences) -> join -> rank -> answer."""
     k = settings.sentence_candidates
     pipeline = Pipeline()

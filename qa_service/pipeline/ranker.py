@@ -11,6 +11,7 @@ Each feature is z-scored over the candidates and combined with `RankerWeights`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from haystack import Document, component, default_from_dict, default_to_dict
 from qa_service.lexical import content_terms, coverage, expected_answer_type, matches_answer_type, smoothed_idf
 from qa_service.quantize import token_unblob
 from qa_service.settings import RankerWeights
-from qa_service.store.document_store import FaissSQLiteDocumentStore
+from qa_service.store.protocol import SentenceStore, store_from_dict
 from qa_service.store.rows import row_to_document
 
 EVIDENCE = (
@@ -46,7 +47,7 @@ class SentenceRanker:
 
     def __init__(
         self,
-        document_store: FaissSQLiteDocumentStore,
+        document_store: SentenceStore,
         weights: dict[str, float] | None = None,
         top_k: int = 10,
     ) -> None:
@@ -56,7 +57,7 @@ class SentenceRanker:
 
     @staticmethod
     def _dense_evidence(
-        rows: list[Any], q: np.ndarray, query_tokens: np.ndarray
+        rows: Sequence[Mapping[str, Any]], q: np.ndarray, query_tokens: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(titled cosine, sentence-only cosine, late interaction) for every row, in a few matrix ops.
 
@@ -87,27 +88,27 @@ class SentenceRanker:
     def run(
         self, query: str, query_vector: np.ndarray, query_tokens: np.ndarray, documents: list[Document]
     ) -> dict[str, list[Document]]:
-        ids = list(dict.fromkeys(int(d.meta["row_id"]) for d in documents))
+        ids = list(dict.fromkeys(d.meta["row_id"] for d in documents))
         store = self.document_store
-        rows = [r for r in store.sentence_rows(ids)]
+        rows = store.sentence_rows(ids)
         if not rows:
             return {"documents": []}
-        ids = [int(r["id"]) for r in rows]
+        ids = [r["id"] for r in rows]
         q = np.asarray(query_vector, dtype=np.float32)
         dense_titled, dense_sentence, late_interaction = self._dense_evidence(rows, q, query_tokens)
-        passages = store.passage_vectors(list({int(r["passage_id"]) for r in rows}))
+        passages = store.passage_vectors(list({r["passage_id"] for r in rows}))
         bm25_s = dict(store.keyword_sentences(query, len(ids), restrict=ids))
         bm25_p = dict(store.keyword_passages(query, len(passages), restrict=list(passages)))
         q_terms = content_terms(query)
         sentence_terms = [content_terms(r["text"]) for r in rows]
-        df, total = store.db.term_frequencies(sorted(q_terms)), store.sentence_count
+        df, total = store.term_frequencies(sorted(q_terms)), store.sentence_count
         answer_type = expected_answer_type(query)
         features = {
             "dense_sentence": dense_sentence,
             "dense_titled": dense_titled,
-            "dense_passage": np.array([passages[int(r["passage_id"])] @ q for r in rows]),
+            "dense_passage": np.array([passages[r["passage_id"]] @ q for r in rows]),
             "bm25_sentence": np.array([bm25_s.get(i, 0.0) for i in ids]),
-            "bm25_passage": np.array([bm25_p.get(int(r["passage_id"]), 0.0) for r in rows]),
+            "bm25_passage": np.array([bm25_p.get(r["passage_id"], 0.0) for r in rows]),
             "coverage": np.array(
                 [coverage(q_terms, t, lambda w: smoothed_idf(df.get(w, 0), max(total, 1))) for t in sentence_terms]
             ),
@@ -135,5 +136,5 @@ class SentenceRanker:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SentenceRanker:
         params = data["init_parameters"]
-        params["document_store"] = FaissSQLiteDocumentStore.from_dict(params["document_store"])
+        params["document_store"] = store_from_dict(params["document_store"])
         return default_from_dict(cls, data)

@@ -1,4 +1,5 @@
-"""Candidate retrievers over FaissSQLiteDocumentStore: dense sentences, BM25 sentences, dense passages."""
+"""Candidate retrievers over a sentence store (either backend): dense sentences, keyword sentences,
+sentences of the nearest passages."""
 
 from __future__ import annotations
 
@@ -7,15 +8,15 @@ from typing import Any
 import numpy as np
 from haystack import Document, component, default_from_dict, default_to_dict
 
-from qa_service.store.document_store import FaissSQLiteDocumentStore
+from qa_service.store.protocol import Hit, SentenceStore, store_from_dict
 from qa_service.store.rows import row_to_document
 
 
 class _StoreComponent:
-    def __init__(self, document_store: FaissSQLiteDocumentStore, top_k: int) -> None:
+    def __init__(self, document_store: SentenceStore, top_k: int) -> None:
         self.document_store, self.top_k = document_store, top_k
 
-    def _documents(self, hits: list[tuple[int, float]]) -> list[Document]:
+    def _documents(self, hits: list[Hit]) -> list[Document]:
         rows = {row["id"]: row for row in self.document_store.sentence_rows([i for i, _ in hits], vectors=False)}
         return [row_to_document(rows[i], score=s) for i, s in hits if i in rows]
 
@@ -25,13 +26,13 @@ class _StoreComponent:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Any:
         params = data["init_parameters"]
-        params["document_store"] = FaissSQLiteDocumentStore.from_dict(params["document_store"])
+        params["document_store"] = store_from_dict(params["document_store"])
         return default_from_dict(cls, data)
 
 
 @component
 class DenseSentenceRetriever(_StoreComponent):
-    """Nearest sentences by cosine similarity (FAISS; exact pre-filtered search when filters are given)."""
+    """Nearest sentences by cosine similarity (FAISS or pgvector HNSW; filters apply before ranking)."""
 
     @component.output_types(documents=list[Document])
     def run(
@@ -44,7 +45,7 @@ class DenseSentenceRetriever(_StoreComponent):
 
 @component
 class KeywordSentenceRetriever(_StoreComponent):
-    """BM25 (SQLite FTS5, Porter stemming) over sentences."""
+    """Keyword search over sentences (SQLite FTS5 BM25, or PostgreSQL full text)."""
 
     @component.output_types(documents=list[Document])
     def run(
@@ -67,9 +68,7 @@ class PassageSentenceRetriever(_StoreComponent):
         passages = self.document_store.dense_passages(query, self.top_k)
         if not passages:
             return {"documents": []}
-        marks = ",".join("?" * len(passages))
-        sql = f"SELECT s.id FROM sentences s WHERE s.passage_id IN ({marks})"
-        ids = [int(r["id"]) for r in self.document_store.db.query(sql, [p for p, _ in passages])]
+        ids = self.document_store.sentences_of_passages([p for p, _ in passages])
         if filters:
             allowed = set(self.document_store.allowed_sentence_ids(filters))
             ids = [i for i in ids if i in allowed]

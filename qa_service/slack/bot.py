@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
@@ -24,6 +24,8 @@ from qa_service.conversations import ConversationStore
 from qa_service.errors import InvalidInputError
 from qa_service.service import QAService
 from qa_service.settings import Settings
+if TYPE_CHECKING:
+    from qa_service.shared_state import EventLog
 from qa_service.slack.blocks import FEEDBACK_DOWN, FEEDBACK_UP, SHARE, answer_blocks, fallback_text
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ class SeenEvents:
         self._lock = threading.Lock()
 
     def first_time(self, event_id: str) -> bool:
+        """True the first time `event_id` is seen (per process)."""
         now = time.monotonic()
         with self._lock:
             while self._seen and (next(iter(self._seen.values())) < now - self.ttl or len(self._seen) > self.capacity):
@@ -56,8 +59,13 @@ def thread_conversation_id(channel: str, thread_ts: str) -> str:
 
 
 def build_slack_app(
-    settings: Settings, service: QAService, conversations: ConversationStore, client: WebClient | None = None
+    settings: Settings,
+    service: QAService,
+    conversations: ConversationStore,
+    client: WebClient | None = None,
+    seen: EventLog | None = None,
 ) -> App:
+    """The Bolt app; `seen` remembers accepted event ids (in PostgreSQL when replicas share them)."""
     if settings.slack_bot_token is None or settings.slack_signing_secret is None:
         raise InvalidInputError("Slack needs QA_SLACK_BOT_TOKEN and QA_SLACK_SIGNING_SECRET.")
     client = client or WebClient(
@@ -71,7 +79,7 @@ def build_slack_app(
         token_verification_enabled=False,
         logger=logger,
     )
-    seen = SeenEvents()
+    seen = seen or SeenEvents()
 
     @app.middleware
     def drop_retries(body: dict[str, Any], next: Any) -> BoltResponse | None:

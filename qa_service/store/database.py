@@ -61,9 +61,14 @@ _FTS_STOPWORDS = frozenset(
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
+def keyword_terms(text: str) -> list[str]:
+    """The text's distinct words less stopwords, in order: what keyword search looks for (any of them)."""
+    return [w for w in dict.fromkeys(_WORD.findall(text.lower())) if w not in _FTS_STOPWORDS]
+
+
 def fts_query(text: str) -> str | None:
     """An OR query of the text's content words, each quoted (no FTS syntax injection)."""
-    words = [w for w in dict.fromkeys(_WORD.findall(text.lower())) if w not in _FTS_STOPWORDS]
+    words = keyword_terms(text)
     return " OR ".join(f'"{w}"' for w in words) if words else None
 
 

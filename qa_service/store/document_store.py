@@ -12,6 +12,8 @@ import logging
 import re
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,7 +103,7 @@ class FaissSQLiteDocumentStore:
                 self.apply([], [], rebuild=True)
                 snapshot = self._snapshot
         self._snapshot = snapshot
-        self._cleanup(snapshot.generation)
+        self._cleanup()
         self.manifest().write(self.index_dir)
         return snapshot
 
@@ -134,23 +136,45 @@ class FaissSQLiteDocumentStore:
             index.set_search_params(self.nprobe, self.ef_search)
         return snapshot
 
-    def _cleanup(self, keep: int) -> None:
-        for path in self.index_dir.iterdir():
-            match = _GENERATION_FILE.match(path.name)
-            if match and int(match.group(2)) != keep:
-                path.unlink(missing_ok=True)
+    def _cleanup(self) -> None:
+        """Remove vector files of every generation but the committed one. Writers save a generation's
+        files only inside the write transaction, so under it any other file is garbage: an older
+        generation, or one a crashed writer never committed (another process's newer files are safe)."""
+        with self.db.transaction() as conn:
+            committed = int(Database.read_value(conn, "generation"))
+            for path in self.index_dir.iterdir():
+                match = _GENERATION_FILE.match(path.name)
+                if match and int(match.group(2)) != committed:
+                    path.unlink(missing_ok=True)
 
     def refresh(self) -> Snapshot:
         """Pick up a generation committed by another process (e.g. the CLI indexer)."""
-        row = self.db.query("SELECT value FROM meta WHERE key = 'generation'")
-        generation = int(row[0]["value"]) if row else 0
-        snapshot = self._snapshot
-        if generation != snapshot.generation:
+        for attempt in range(3):
+            row = self.db.query("SELECT value FROM meta WHERE key = 'generation'")
+            generation = int(row[0]["value"]) if row else 0
+            if generation == self._snapshot.generation:
+                return self._snapshot
             with self.db.write_lock:
-                if generation != self._snapshot.generation:
-                    self._snapshot = self._load_generation(generation, self.faiss_index)
-            snapshot = self._snapshot
-        return snapshot
+                try:
+                    if generation != self._snapshot.generation:
+                        self._snapshot = self._load_generation(generation, self.faiss_index)
+                    return self._snapshot
+                except IndexMismatchError:
+                    if attempt == 2:  # its files went because a newer generation was committed: retry
+                        raise
+        return self._snapshot
+
+    @property
+    def generation(self) -> int:
+        return self.refresh().generation
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads need no extra isolation here: one process serves, generations swap atomically."""
+        yield
+
+    def close(self) -> None:
+        self.db.close()
 
     # --- manifest --------------------------------------------------------------------------------
     @property
@@ -237,7 +261,7 @@ class FaissSQLiteDocumentStore:
         self._snapshot = Snapshot(generation, sentences, passages)
         failpoint("after_commit")
         self.manifest().write(self.index_dir)
-        self._cleanup(generation)
+        self._cleanup()
         return ApplyResult(generation, [d.id for d in upserts], deleted)
 
     def _validate(self, doc: SourceDocument) -> None:
@@ -299,6 +323,15 @@ class FaissSQLiteDocumentStore:
 
     def sentence_rows(self, ids: list[int], vectors: bool = True) -> list[sqlite3.Row]:
         return self.db.sentences_by_ids(ids, vectors)
+
+    def sentences_of_passages(self, passage_ids: list[int]) -> list[int]:
+        if not passage_ids:
+            return []
+        marks = ",".join("?" * len(passage_ids))
+        return [int(r["id"]) for r in self.db.query(f"SELECT id FROM sentences WHERE passage_id IN ({marks})", passage_ids)]
+
+    def term_frequencies(self, terms: list[str]) -> dict[str, int]:
+        return self.db.term_frequencies(terms)
 
     def passage_vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
         return {k: unblob(v) for k, v in self.db.passage_embeddings(ids).items()}

@@ -4,7 +4,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from qa_service.contract import Turn
-from qa_service.conversations import ConversationStore
+from qa_service.conversations import SQLiteConversationStore
 
 
 def test_unknown_conversation_is_404(client: TestClient) -> None:
@@ -26,10 +26,10 @@ def test_feedback_is_stored_for_an_answer(client: TestClient) -> None:
 
 
 def test_conversations_persist_and_expire(tmp_path: Path) -> None:
-    store = ConversationStore(tmp_path / "state.sqlite", ttl_seconds=3600)
+    store = SQLiteConversationStore(tmp_path / "state.sqlite", ttl_seconds=3600)
     store.append("c1", Turn(role="user", content="hi"))
-    reopened = ConversationStore(tmp_path / "state.sqlite", ttl_seconds=3600)
+    reopened = SQLiteConversationStore(tmp_path / "state.sqlite", ttl_seconds=3600)
     assert [t.content for t in reopened.history("c1")] == ["hi"]
-    expired = ConversationStore(tmp_path / "state.sqlite", ttl_seconds=0.01)
+    expired = SQLiteConversationStore(tmp_path / "state.sqlite", ttl_seconds=0.01)
     time.sleep(0.05)
     assert expired.get("c1") is None and expired.history("c1") == []

@@ -21,7 +21,7 @@ def healthz(service: ServiceDep) -> Health:
 
 @router.get("/readyz", response_model=Ready, responses=errors(503), summary="Ready when the index is loaded.")
 def readyz(service: ServiceDep) -> Ready:
-    return Ready(generation=service.store.refresh().generation)
+    return Ready(generation=service.store.generation)
 
 
 @router.get(

@@ -1,0 +1,200 @@
+"""State every replica must see: conversations, feedback, rate-limit buckets and Slack event ids.
+
+Embedded default: SQLite beside the index, and in-process rate limits and Slack event ids (one
+process). QA_STORE=pgvector: all of it in the same PostgreSQL as the index, so any replica continues
+any conversation or Slack thread, a client's rate limit holds across replicas, and a Slack retry that
+lands on another replica is still answered once. Times come from the database clock.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from psycopg import Connection
+
+from qa_service.contract import Answer, Turn
+from qa_service.conversations import Conversation, ConversationStore, SQLiteConversationStore, StoredTurn
+from qa_service.settings import Settings
+from qa_service.store.postgres import Postgres
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS qa_conversations (
+    id TEXT PRIMARY KEY, created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS qa_conversations_updated ON qa_conversations (updated_at);
+CREATE TABLE IF NOT EXISTS qa_turns (
+    conversation_id TEXT NOT NULL REFERENCES qa_conversations(id) ON DELETE CASCADE,
+    turn INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, answer TEXT,
+    created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (conversation_id, turn)
+);
+CREATE TABLE IF NOT EXISTS qa_feedback (
+    id BIGSERIAL PRIMARY KEY, conversation_id TEXT NOT NULL, turn INTEGER NOT NULL,
+    rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT, created_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS qa_rate_buckets (
+    identity TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, stamp DOUBLE PRECISION NOT NULL,
+    allowed BOOLEAN NOT NULL
+);
+CREATE TABLE IF NOT EXISTS qa_slack_events (event_id TEXT PRIMARY KEY, seen_at DOUBLE PRECISION NOT NULL);
+CREATE INDEX IF NOT EXISTS qa_slack_events_seen ON qa_slack_events (seen_at)
+"""
+_NOW = "extract(epoch FROM clock_timestamp())"
+
+
+class Limiter(Protocol):
+    def hit(self, identity: str) -> None:
+        """Count one request of `identity`; raises RateLimitedError (with Retry-After) when over."""
+
+
+class EventLog(Protocol):
+    def first_time(self, event_id: str) -> bool: ...
+
+
+def create_schema(conn: Connection[Any]) -> None:
+    for statement in _SCHEMA.split(";"):
+        conn.execute(statement)
+
+
+class PostgresConversationStore(ConversationStore):
+    def __init__(self, db: Postgres, ttl_seconds: float = 7 * 24 * 3600, max_turns: int = 200) -> None:
+        self.db, self.ttl, self.max_turns = db, ttl_seconds, max_turns
+        db.setup(create_schema)
+
+    def get(self, conversation_id: str) -> Conversation | None:
+        with self.db.transaction(writer_lock=False) as conn:
+            conn.execute(f"DELETE FROM qa_conversations WHERE updated_at < {_NOW} - %s", (self.ttl,))
+            row = conn.execute(
+                "SELECT created_at, updated_at FROM qa_conversations WHERE id = %s", (conversation_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            rows = conn.execute(
+                "SELECT turn, role, content, answer, created_at FROM qa_turns WHERE conversation_id = %s ORDER BY turn",
+                (conversation_id,),
+            ).fetchall()
+        turns = [StoredTurn(t, r, c, Answer.model_validate_json(a) if a else None, at) for t, r, c, a, at in rows]
+        return Conversation(conversation_id, row[0], row[1], turns)
+
+    def append(self, conversation_id: str, *turns: Turn) -> list[int]:
+        with self.db.transaction(writer_lock=False) as conn:
+            # The upsert locks the conversation's row until commit: appends to one conversation from
+            # several replicas take turns, so turn numbers never collide.
+            now = conn.execute(
+                f"INSERT INTO qa_conversations(id, created_at, updated_at) VALUES (%s, {_NOW}, {_NOW}) "
+                "ON CONFLICT (id) DO UPDATE SET updated_at = EXCLUDED.updated_at RETURNING updated_at",
+                (conversation_id,),
+            ).fetchone()[0]  # type: ignore[index]
+            last = conn.execute(
+                "SELECT COALESCE(MAX(turn), 0) FROM qa_turns WHERE conversation_id = %s", (conversation_id,)
+            ).fetchone()[0]  # type: ignore[index]
+            numbers = list(range(last + 1, last + 1 + len(turns)))
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO qa_turns(conversation_id, turn, role, content, answer, created_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s)",
+                    [
+                        (conversation_id, n, t.role, t.content, t.answer.model_dump_json() if t.answer else None, now)
+                        for n, t in zip(numbers, turns, strict=True)
+                    ],
+                )
+            conn.execute(
+                "DELETE FROM qa_turns WHERE conversation_id = %s AND turn <= %s",
+                (conversation_id, last + len(turns) - self.max_turns),
+            )
+        return numbers
+
+    def _insert_feedback(self, conversation_id: str, turn: int, rating: str, comment: str | None) -> int:
+        rows = self.db.rows(
+            "INSERT INTO qa_feedback(conversation_id, turn, rating, comment, created_at) "
+            f"VALUES (%s, %s, %s, %s, {_NOW}) RETURNING id",
+            (conversation_id, turn, rating, comment),
+        )
+        return int(rows[0]["id"])
+
+    def feedback(self, conversation_id: str) -> list[dict[str, object]]:
+        return self.db.rows(
+            "SELECT turn, rating, comment, created_at FROM qa_feedback WHERE conversation_id = %s ORDER BY id",
+            (conversation_id,),
+        )
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class PostgresRateLimiter:
+    """The token bucket of `RateLimiter`, one row per identity, updated in one atomic statement."""
+
+    def __init__(self, db: Postgres, per_minute: int, burst: int) -> None:
+        self.db, self.rate, self.burst = db, per_minute / 60.0, float(burst)
+        db.setup(create_schema)
+
+    def hit(self, identity: str) -> None:
+        from qa_service.api.security import RateLimitedError
+
+        refill = f"LEAST(%(burst)s, b.tokens + ({_NOW} - b.stamp) * %(rate)s)"
+        params = {"identity": identity, "burst": self.burst, "rate": self.rate}
+        rows = self.db.rows(
+            "INSERT INTO qa_rate_buckets AS b (identity, tokens, stamp, allowed) "
+            f"VALUES (%(identity)s, %(burst)s - 1, {_NOW}, TRUE) ON CONFLICT (identity) DO UPDATE SET "
+            f"tokens = CASE WHEN {refill} >= 1 THEN {refill} - 1 ELSE {refill} END, "
+            f"allowed = {refill} >= 1, stamp = {_NOW} RETURNING tokens, allowed",
+            params,
+        )
+        if random.random() < 0.001:  # forget idle clients now and then
+            self.db.rows(f"DELETE FROM qa_rate_buckets WHERE stamp < {_NOW} - 3600 RETURNING 1")
+        if not rows[0]["allowed"]:
+            raise RateLimitedError(max(1, math.ceil((1.0 - float(rows[0]["tokens"])) / self.rate)))
+
+
+class PostgresSeenEvents:
+    """Slack event ids already accepted by any replica (retries are answered once)."""
+
+    def __init__(self, db: Postgres, ttl_seconds: float = 3600) -> None:
+        self.db, self.ttl = db, ttl_seconds
+        db.setup(create_schema)
+
+    def first_time(self, event_id: str) -> bool:
+        if random.random() < 0.01:
+            self.db.rows(f"DELETE FROM qa_slack_events WHERE seen_at < {_NOW} - %s RETURNING 1", (self.ttl,))
+        rows = self.db.rows(
+            f"INSERT INTO qa_slack_events(event_id, seen_at) VALUES (%s, {_NOW}) ON CONFLICT DO NOTHING RETURNING 1",
+            (event_id,),
+        )
+        return bool(rows)
+
+
+@dataclass
+class SharedState:
+    conversations: ConversationStore
+    limiter: Limiter
+    slack_events: EventLog
+
+    def close(self) -> None:
+        self.conversations.close()
+
+
+def open_state(settings: Settings) -> SharedState:
+    """The state store the settings describe (see the module docstring)."""
+    if settings.store == "pgvector" and settings.database_url is not None:
+        db = Postgres.shared(
+            settings.database_url.get_secret_value(), settings.database_pool_size, settings.pgvector_ef_search
+        )
+        return SharedState(
+            PostgresConversationStore(db, ttl_seconds=settings.conversation_ttl_seconds),
+            PostgresRateLimiter(db, settings.rate_limit_per_minute, settings.rate_limit_burst),
+            PostgresSeenEvents(db),
+        )
+    from qa_service.api.security import RateLimiter
+    from qa_service.slack.bot import SeenEvents
+
+    return SharedState(
+        SQLiteConversationStore(
+            settings.state_db or settings.index_dir / "state.sqlite", ttl_seconds=settings.conversation_ttl_seconds
+        ),
+        RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        SeenEvents(),
+    )
+

@@ -1,0 +1,522 @@
+"""PostgreSQL + pgvector backend (QA_STORE=pgvector): the same sentence store, shared by replicas.
+
+Sentences and passages live in two tables of Haystack's `PgvectorDocumentStore` (pgvector-haystack):
+the integration creates them with their HNSW (cosine) and full-text GIN indexes, builds the vector
+queries (filters included) and converts rows to Haystack Documents; this class runs those queries
+inside one read snapshot per answer and writes whole documents in one transaction.
+
+A sentence row is a Haystack Document: id `<document_id>:s<k>`, content = the sentence, embedding =
+its titled vector, blob = its int8 token vectors, meta = offsets, passage id, source and the
+document's metadata (what filters see). The source text, term frequencies and counters are in
+`qa_documents`, `qa_term_df` and `qa_meta`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+from haystack import Document, default_from_dict, default_to_dict
+from haystack.dataclasses import ByteStream
+from haystack.document_stores.errors import DuplicateDocumentError
+from haystack.document_stores.types import DuplicatePolicy
+from haystack.errors import FilterError
+from haystack.utils import Secret, deserialize_secrets_inplace
+from haystack_integrations.document_stores.pgvector import PgvectorDocumentStore
+from haystack_integrations.document_stores.pgvector.converters import _from_haystack_to_pg_documents
+from haystack_integrations.document_stores.pgvector.filters import _convert_filters_to_where_clause_and_params
+from psycopg import Connection, sql
+
+from qa_service.errors import IndexMismatchError, IndexNotFoundError, InvalidInputError
+from qa_service.lexical import content_terms
+from qa_service.store.database import keyword_terms
+from qa_service.store.manifest import Manifest, corpus_hash
+from qa_service.store.postgres import Postgres
+from qa_service.store.records import ApplyResult, SourceDocument, StoredDocument
+from qa_service.store.rows import source_from_sentences
+
+SCHEMA_VERSION = "pg-1"
+SENTENCES, PASSAGES = "qa_sentences", "qa_passages"
+TOKENS_MIME = "application/x-qa-int8-tokens"
+_SENTENCE_ID = re.compile(r"^(?P<doc>.+):s(?P<k>\d+)$")
+_RESERVED = ("document_id", "source", "start", "end", "sentence_index", "passage_id", "indexed_at")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS qa_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS qa_documents (
+    id TEXT PRIMARY KEY, source TEXT NOT NULL, origin TEXT NOT NULL, content_hash TEXT NOT NULL,
+    text TEXT NOT NULL, meta JSONB NOT NULL DEFAULT '{}', indexed_at DOUBLE PRECISION NOT NULL,
+    sentence_count INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS qa_documents_origin ON qa_documents (origin);
+CREATE TABLE IF NOT EXISTS qa_term_df (term TEXT PRIMARY KEY, df INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS qa_sentences_document ON qa_sentences ((meta->>'document_id'));
+CREATE INDEX IF NOT EXISTS qa_sentences_passage ON qa_sentences ((meta->>'passage_id'));
+CREATE INDEX IF NOT EXISTS qa_passages_document ON qa_passages ((meta->>'document_id'));
+"""
+
+
+def _vector(value: Any) -> np.ndarray:
+    """pgvector's `Vector` (or an array) as float32."""
+    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
+
+
+def sentence_key(document_id: str, k: int) -> str:
+    return f"{document_id}:s{k}"
+
+
+def passage_key(document_id: str, k: int) -> str:
+    return f"{document_id}:p{k}"
+
+
+class PgvectorSentenceStore:
+    """Sentence-level store over PostgreSQL + pgvector; any number of processes may share it."""
+
+    def __init__(
+        self,
+        connection_string: Secret,
+        model: str,
+        dimension: int,
+        pool_size: int = 8,
+        ef_search: int = 100,
+        language: str = "english",
+        create: bool = True,
+    ) -> None:
+        self.connection_string, self.model, self.dimension = connection_string, model, dimension
+        self.pool_size, self.ef_search, self.language, self.create = pool_size, ef_search, language, create
+        url = connection_string.resolve_value() or ""
+        self.db = Postgres.shared(url, pool_size, ef_search)
+        self.sentences, self.passages = (
+            PgvectorDocumentStore(
+                connection_string=connection_string,
+                table_name=table,
+                embedding_dimension=dimension,
+                vector_function="cosine_similarity",
+                search_strategy="hnsw",
+                hnsw_index_name=f"{table}_hnsw",
+                hnsw_ef_search=ef_search,
+                keyword_index_name=f"{table}_keyword",
+                language=language,
+            )
+            for table in (SENTENCES, PASSAGES)
+        )
+        self._lang = sql.Literal(language)
+        self.db.setup(self._create_schema)
+
+    # --- schema and manifest -----------------------------------------------------------------------
+    def _create_schema(self, conn: Connection[Any]) -> None:
+        meta = self._read_meta(conn)
+        if not meta and not self.create:
+            raise IndexNotFoundError(f"No index in {self.db.where}; run `qa-service index PATH` first.")
+        if meta:
+            if meta.get("schema_version") != SCHEMA_VERSION:
+                raise IndexMismatchError(
+                    f"The database at {self.db.where} holds schema {meta.get('schema_version')!r}; this version "
+                    f"reads {SCHEMA_VERSION!r}. Use an empty database."
+                )
+            if meta.get("model") != self.model or int(meta.get("dimension", 0)) != self.dimension:
+                raise IndexMismatchError(
+                    f"The database at {self.db.where} was indexed with model {meta.get('model')!r} (dimension "
+                    f"{meta.get('dimension')}), but the settings ask for {self.model!r} (dimension "
+                    f"{self.dimension}). Use another database or set QA_EMBEDDING_MODEL back."
+                )
+        for store in (self.sentences, self.passages):  # the integration creates tables and indexes
+            store._ensure_db_setup()
+            store.close()  # its own connection is only needed again for `filter_documents`
+        for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+            conn.execute(statement)
+        if not meta:
+            now = str(time.time())
+            values = {
+                "schema_version": SCHEMA_VERSION,
+                "model": self.model,
+                "dimension": str(self.dimension),
+                "generation": "0",
+                "documents": "0",
+                "sentences": "0",
+                "passages": "0",
+                "created_at": now,
+                "updated_at": now,
+            }
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO qa_meta(key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+                    list(values.items()),
+                )
+
+    @staticmethod
+    def _read_meta(conn: Connection[Any]) -> dict[str, str]:
+        exists = conn.execute("SELECT to_regclass('qa_meta') IS NOT NULL").fetchone()
+        if not exists or not exists[0]:
+            return {}
+        return {k: v for k, v in conn.execute("SELECT key, value FROM qa_meta").fetchall()}
+
+    def _meta(self) -> dict[str, str]:
+        with self.db.connection() as conn:
+            return self._read_meta(conn)
+
+    @property
+    def generation(self) -> int:
+        return int(self._meta().get("generation", 0))
+
+    @property
+    def sentence_count(self) -> int:
+        rows = self.db.rows("SELECT value FROM qa_meta WHERE key = 'sentences'")
+        return int(rows[0]["value"]) if rows else 0
+
+    def counts(self) -> tuple[int, int, int]:
+        meta = self._meta()
+        return int(meta.get("documents", 0)), int(meta.get("sentences", 0)), int(meta.get("passages", 0))
+
+    def manifest(self) -> Manifest:
+        meta = self._meta()
+        hashes = [r["content_hash"] for r in self.db.rows("SELECT content_hash FROM qa_documents")]
+        documents, sentences, passages = self.counts()
+        return Manifest(
+            schema_version=meta["schema_version"],
+            model=meta["model"],
+            dimension=int(meta["dimension"]),
+            faiss_index=f"pgvector-hnsw(ef_search={self.ef_search})",
+            generation=int(meta["generation"]),
+            documents=documents,
+            sentences=sentences,
+            passages=passages,
+            corpus_hash=corpus_hash(hashes),
+            created_at=float(meta["created_at"]),
+            updated_at=float(meta["updated_at"]),
+        )
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read inside sees one committed state (one answer = one snapshot)."""
+        with self.db.snapshot():
+            yield
+
+    def close(self) -> None:
+        for store in (self.sentences, self.passages):
+            store.close()
+        self.db.close()
+
+    # --- writing ---------------------------------------------------------------------------------
+    def apply(
+        self,
+        upserts: list[SourceDocument],
+        deletes: list[str],
+        sentence_deletes: list[str] | None = None,
+        rebuild: bool = False,
+    ) -> ApplyResult:
+        """Replace/insert `upserts` and delete `deletes` (document ids) in one transaction."""
+        del rebuild  # HNSW in PostgreSQL is maintained row by row; nothing to rebuild
+        for doc in upserts:
+            self._validate(doc)
+        targets = list(dict.fromkeys([*deletes, *(d.id for d in upserts)]))
+        with self.db.transaction() as conn:
+            gone_texts: list[str] = []
+            gone_s = gone_p = 0
+            if targets:
+                rows = conn.execute(
+                    f"DELETE FROM {SENTENCES} WHERE meta->>'document_id' = ANY(%s) RETURNING content", (targets,)
+                ).fetchall()
+                gone_texts += [r[0] for r in rows]
+                gone_s += len(rows)
+                gone_p += conn.execute(
+                    f"DELETE FROM {PASSAGES} WHERE meta->>'document_id' = ANY(%s)", (targets,)
+                ).rowcount
+            if sentence_deletes:
+                rows = conn.execute(
+                    f"DELETE FROM {SENTENCES} WHERE id = ANY(%s) RETURNING content", (sentence_deletes,)
+                ).fetchall()
+                gone_texts += [r[0] for r in rows]
+                gone_s += len(rows)
+            removed = [r[0] for r in conn.execute("DELETE FROM qa_documents WHERE id = ANY(%s) RETURNING id", (targets,))]
+            now = time.time()
+            self._insert(conn, upserts, now)
+            new_texts = [d.text[a:b] for d in upserts for a, b, _ in d.sentences]
+            self._count_terms(conn, gone_texts, new_texts)
+            generation = int(
+                conn.execute(
+                    "UPDATE qa_meta SET value = (value::bigint + 1)::text WHERE key = 'generation' RETURNING value"
+                ).fetchone()[0]  # type: ignore[index]
+            )
+            deltas = {
+                "documents": len(upserts) - len(removed),
+                "sentences": len(new_texts) - gone_s,
+                "passages": sum(len(d.passages) for d in upserts) - gone_p,
+            }
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "UPDATE qa_meta SET value = (value::bigint + %s)::text WHERE key = %s",
+                    [(delta, key) for key, delta in deltas.items()],
+                )
+                cur.execute("UPDATE qa_meta SET value = %s WHERE key = 'updated_at'", (str(now),))
+        deleted = [d for d in deletes if d in set(removed)]
+        return ApplyResult(generation, [d.id for d in upserts], deleted)
+
+    def _validate(self, doc: SourceDocument) -> None:
+        for start, end, _ in doc.sentences:
+            if not (0 <= start < end <= len(doc.text)):
+                raise InvalidInputError(f"Sentence offsets ({start}, {end}) out of range in {doc.source!r}.")
+        for matrix, n in ((doc.sentence_embeddings, len(doc.sentences)), (doc.passage_embeddings, len(doc.passages))):
+            if matrix.shape != (n, self.dimension):
+                raise IndexMismatchError(
+                    f"Embeddings of shape {matrix.shape} for {doc.source!r}; the index expects dimension "
+                    f"{self.dimension}."
+                )
+
+    def _insert(self, conn: Connection[Any], upserts: list[SourceDocument], now: float) -> None:
+        if not upserts:
+            return
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO qa_documents(id, source, origin, content_hash, text, meta, indexed_at, sentence_count) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (d.id, d.source, d.origin, d.content_hash, d.text.replace("\x00", ""), json.dumps(d.meta), now,
+                     len(d.sentences))
+                    for d in upserts
+                ],
+            )
+        passages, sentences = [], []
+        for doc in upserts:
+            for k, (start, end) in enumerate(doc.passages):
+                passages.append(
+                    Document(
+                        id=passage_key(doc.id, k),
+                        content=f"{doc.source}\n{doc.text[start:end]}",
+                        embedding=doc.passage_embeddings[k].tolist(),
+                        meta={"document_id": doc.id, "passage_index": k, "start": start, "end": end},
+                    )
+                )
+            for k, (start, end, passage) in enumerate(doc.sentences):
+                tokens = doc.sentence_tokens[k] if doc.sentence_tokens else b""
+                meta = {**doc.meta, "document_id": doc.id, "source": doc.source, "start": start, "end": end,
+                        "sentence_index": k, "passage_id": passage_key(doc.id, passage), "indexed_at": now}
+                sentences.append(
+                    Document(
+                        id=sentence_key(doc.id, k),
+                        content=doc.text[start:end],
+                        embedding=doc.sentence_embeddings[k].tolist(),
+                        blob=ByteStream(tokens, mime_type=TOKENS_MIME) if tokens else None,
+                        meta=meta,
+                    )
+                )
+        for store, docs in ((self.passages, passages), (self.sentences, sentences)):
+            if docs:
+                with conn.cursor() as cur:
+                    cur.executemany(store._build_insert_statement(DuplicatePolicy.FAIL), _from_haystack_to_pg_documents(docs))
+
+    @staticmethod
+    def _count_terms(conn: Connection[Any], removed: list[str], added: list[str]) -> None:
+        counts: dict[str, int] = {}
+        for texts, delta in ((removed, -1), (added, 1)):
+            for text in texts:
+                for term in content_terms(text):
+                    counts[term] = counts.get(term, 0) + delta
+        changes = sorted((t, d) for t, d in counts.items() if d)
+        if not changes:
+            return
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO qa_term_df(term, df) VALUES (%s, %s) "
+                "ON CONFLICT (term) DO UPDATE SET df = qa_term_df.df + EXCLUDED.df",
+                changes,
+            )
+        if removed:
+            conn.execute("DELETE FROM qa_term_df WHERE term = ANY(%s) AND df <= 0", ([t for t, _ in changes],))
+
+    # --- reading: search -------------------------------------------------------------------------
+    def _dense(self, store: PgvectorDocumentStore, query: np.ndarray, k: int, filters: dict[str, Any] | None):
+        try:
+            built, params = store._check_and_build_embedding_retrieval_query(
+                query_embedding=np.asarray(query, dtype=np.float32).tolist(),
+                vector_function="cosine_similarity",
+                top_k=k,
+                filters=filters or None,
+            )
+        except FilterError as exc:
+            raise InvalidInputError(f"Invalid filter: {exc}") from exc
+        rows = self.db.rows(sql.SQL("SELECT id, score FROM ({}) AS hits").format(built), params)
+        return [(r["id"], float(r["score"])) for r in rows]
+
+    def dense_sentences(self, query: np.ndarray, k: int, filters: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+        return self._dense(self.sentences, query, k, filters)
+
+    def dense_passages(self, query: np.ndarray, k: int) -> list[tuple[str, float]]:
+        return self._dense(self.passages, query, k, None)
+
+    def allowed_sentence_ids(self, filters: dict[str, Any]) -> list[str]:
+        try:
+            where, params = _convert_filters_to_where_clause_and_params(filters)
+        except FilterError as exc:
+            raise InvalidInputError(f"Invalid filter: {exc}") from exc
+        return [r["id"] for r in self.db.rows(sql.SQL(f"SELECT id FROM {SENTENCES}") + where, params)]
+
+    def _keyword(self, table: str, text: str, k: int, restrict: list[str] | None) -> list[tuple[str, float]]:
+        """Full-text search for any of the text's content words, ranked by ts_rank_cd (the GIN index of
+        the integration serves the match: same `to_tsvector(language, content)` expression)."""
+        words = keyword_terms(text)
+        if not words or (restrict is not None and not restrict):
+            return []
+        query = sql.SQL(
+            "SELECT id, ts_rank_cd(to_tsvector({lang}, content), q) AS score "
+            "FROM {table}, websearch_to_tsquery({lang}, %s) AS q WHERE to_tsvector({lang}, content) @@ q"
+        ).format(lang=self._lang, table=sql.Identifier(table))
+        params: list[Any] = [" or ".join(words)]
+        if restrict is not None:
+            query += sql.SQL(" AND id = ANY(%s)")
+            params.append(restrict)
+        query += sql.SQL(" ORDER BY score DESC, id LIMIT %s")
+        params.append(k)
+        return [(r["id"], float(r["score"])) for r in self.db.rows(query, params)]
+
+    def keyword_sentences(self, text: str, k: int, restrict: list[str] | None = None) -> list[tuple[str, float]]:
+        return self._keyword(SENTENCES, text, k, restrict)
+
+    def keyword_passages(self, text: str, k: int, restrict: list[str] | None = None) -> list[tuple[str, float]]:
+        return self._keyword(PASSAGES, text, k, restrict)
+
+    # --- reading: rows ---------------------------------------------------------------------------
+    def sentence_rows(self, ids: list[str], vectors: bool = True) -> list[dict[str, Any]]:
+        """Rows shaped like the embedded store's: offsets, text, source; `vectors` adds the titled
+        embedding (float32 bytes) and the token blob."""
+        if not ids:
+            return []
+        columns = "id, content, meta" + (", embedding, blob_data" if vectors else "")
+        rows = self.db.rows(f"SELECT {columns} FROM {SENTENCES} WHERE id = ANY(%s)", (list(ids),))
+        out = []
+        for r in rows:
+            meta = r["meta"]
+            row = {
+                "id": r["id"],
+                "document_id": meta["document_id"],
+                "passage_id": meta["passage_id"],
+                "sentence_index": meta["sentence_index"],
+                "start": meta["start"],
+                "end": meta["end"],
+                "text": r["content"],
+                "source": meta["source"],
+            }
+            if vectors:
+                row["embedding"] = _vector(r["embedding"]).tobytes()
+                row["tokens"] = bytes(r["blob_data"] or b"")
+            out.append(row)
+        return out
+
+    def sentences_of_passages(self, passage_ids: list[str]) -> list[str]:
+        if not passage_ids:
+            return []
+        rows = self.db.rows(f"SELECT id FROM {SENTENCES} WHERE meta->>'passage_id' = ANY(%s)", (passage_ids,))
+        return [r["id"] for r in rows]
+
+    def passage_vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        if not ids:
+            return {}
+        rows = self.db.rows(f"SELECT id, embedding FROM {PASSAGES} WHERE id = ANY(%s)", (list(ids),))
+        return {r["id"]: _vector(r["embedding"]) for r in rows}
+
+    def term_frequencies(self, terms: list[str]) -> dict[str, int]:
+        if not terms:
+            return {}
+        rows = self.db.rows("SELECT term, df FROM qa_term_df WHERE term = ANY(%s)", (terms,))
+        return {r["term"]: int(r["df"]) for r in rows}
+
+    # --- reading: documents ------------------------------------------------------------------------
+    def documents_under(self, scopes: list[str]) -> dict[str, StoredDocument]:
+        """Stored documents whose origin is one of `scopes` or lies under one of them, by origin."""
+        if not scopes:
+            return {}
+        clauses = " OR ".join(["origin = %s OR starts_with(origin, %s)"] * len(scopes))
+        params = [p for s in scopes for p in (s, s.rstrip("/") + "/")]
+        return {d.origin: d for d in self._documents(f"WHERE {clauses}", params)}
+
+    def list_documents(self, document_id: str | None = None) -> list[StoredDocument]:
+        if document_id is not None:
+            return self._documents("WHERE id = %s", [document_id])
+        return self._documents("", [])
+
+    def _documents(self, where: str, params: list[Any]) -> list[StoredDocument]:
+        rows = self.db.rows(
+            "SELECT id, source, origin, content_hash, indexed_at, sentence_count, meta FROM qa_documents "
+            f"{where} ORDER BY source, id",
+            params,
+        )
+        return [
+            StoredDocument(
+                r["id"], r["source"], r["origin"], r["content_hash"], r["indexed_at"], r["sentence_count"], r["meta"]
+            )
+            for r in rows
+        ]
+
+    def has_sentence(self, document_id: str, start: int, end: int) -> bool:
+        rows = self.db.rows(
+            f"SELECT 1 FROM {SENTENCES} WHERE meta->>'document_id' = %s AND (meta->>'start')::int = %s "
+            "AND (meta->>'end')::int = %s LIMIT 1",
+            (document_id, start, end),
+        )
+        return bool(rows)
+
+    def document_text(self, document_id: str) -> str | None:
+        rows = self.db.rows("SELECT text FROM qa_documents WHERE id = %s", (document_id,))
+        return rows[0]["text"] if rows else None
+
+    # --- Haystack DocumentStore protocol -----------------------------------------------------------
+    def count_documents(self) -> int:
+        return self.sentence_count
+
+    def filter_documents(self, filters: dict[str, Any] | None = None) -> list[Document]:
+        try:
+            docs = self.sentences.filter_documents(filters)
+        except FilterError as exc:
+            raise InvalidInputError(f"Invalid filter: {exc}") from exc
+        out = []
+        for doc in docs:
+            meta = {k: doc.meta[k] for k in _RESERVED if k in doc.meta and k != "indexed_at"}
+            out.append(Document(id=doc.id, content=doc.content, meta={**meta, "row_id": doc.id}, embedding=doc.embedding))
+        return sorted(out, key=lambda d: (d.meta["document_id"], d.meta["sentence_index"]))
+
+    def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
+        """Write embedded sentence Documents; those sharing `meta["document_id"]` form one source document."""
+        groups: dict[str, list[Document]] = {}
+        for doc in documents:
+            if doc.embedding is None or not doc.content:
+                raise InvalidInputError(f"Document {doc.id!r} needs content and an embedding.")
+            groups.setdefault(str(doc.meta.get("document_id", doc.id)), []).append(doc)
+        existing = {d.id for d in self.list_documents()}
+        upserts = []
+        for doc_id, docs in groups.items():
+            if doc_id in existing and policy in (DuplicatePolicy.NONE, DuplicatePolicy.FAIL):
+                raise DuplicateDocumentError(f"Document {doc_id!r} already exists.")
+            if doc_id in existing and policy == DuplicatePolicy.SKIP:
+                continue
+            upserts.append(source_from_sentences(doc_id, docs))
+        self.apply(upserts, [])
+        return sum(len(d.sentences) for d in upserts)
+
+    def delete_documents(self, document_ids: list[str]) -> None:
+        """Accepts source document ids and sentence ids (`<document_id>:s<k>`)."""
+        sentences = [i for i in document_ids if _SENTENCE_ID.match(i)]
+        docs = [i for i in document_ids if not _SENTENCE_ID.match(i)]
+        self.apply([], docs, sentence_deletes=sentences)
+
+    def to_dict(self) -> dict[str, Any]:
+        return default_to_dict(
+            self,
+            connection_string=self.connection_string.to_dict(),
+            model=self.model,
+            dimension=self.dimension,
+            pool_size=self.pool_size,
+            ef_search=self.ef_search,
+            language=self.language,
+            create=self.create,
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PgvectorSentenceStore:
+        data = dict(data)
+        deserialize_secrets_inplace(data["init_parameters"], keys=["connection_string"])
+        return default_from_dict(cls, data)
