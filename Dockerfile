@@ -15,7 +15,7 @@ RUN PIP_EXTRA_INDEX_URL="$PIP_EXTRA_INDEX_URL" pip install -r requirements.lock
 COPY qa_service ./qa_service
 COPY seeds ./seeds
 COPY prompts ./prompts
-RUN pip install --no-deps --no-build-isolation . && useradd --create-home qa && mkdir -p /data/index \
+RUN pip install --no-deps --no-build-isolation . && useradd --create-home qa && mkdir -p /data/index /data/models \
     && chown -R qa /data
 USER qa
 EXPOSE 8000

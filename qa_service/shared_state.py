@@ -197,4 +197,3 @@ def open_state(settings: Settings) -> SharedState:
         RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         SeenEvents(),
     )
-

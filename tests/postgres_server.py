@@ -61,8 +61,20 @@ class LocalPostgres:
         )
         options = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         self._proc = subprocess.Popen(
-            [_bin("postgres"), "-D", str(self.data), "-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.data),
-             "-c", "max_connections=200", *([] if self.durable else options)],
+            [
+                _bin("postgres"),
+                "-D",
+                str(self.data),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.data),
+                "-c",
+                "max_connections=200",
+                *([] if self.durable else options),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=open(self.data / "server.log", "ab"),  # noqa: SIM115 (the server owns it)
             user=self._user,
@@ -72,9 +84,10 @@ class LocalPostgres:
             try:
                 with psycopg.connect(self.url("postgres"), connect_timeout=2):
                     break
-            except psycopg.OperationalError:
+            except psycopg.OperationalError as exc:
                 if self._proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"PostgreSQL did not start: {(self.data / 'server.log').read_text()[-2000:]}")
+                    log = (self.data / "server.log").read_text()[-2000:]
+                    raise RuntimeError(f"PostgreSQL did not start: {log}") from exc
                 time.sleep(0.1)
         return self
 

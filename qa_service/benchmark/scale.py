@@ -24,6 +24,7 @@ from qa_service.benchmark.measure import directory_bytes, peak_rss_mb, rss_mb
 from qa_service.pipeline.builders import encoder_for
 from qa_service.service import QAService, TextSource
 from qa_service.settings import Settings
+from qa_service.store.document_store import FaissSQLiteDocumentStore
 from qa_service.store.rows import unblob
 
 DEFAULT_SCALE_INDEX = "HNSW32,SQ8"
@@ -55,11 +56,19 @@ def phase_index(workdir: Path, sentences: int, overrides: dict[str, Any]) -> dic
     }
 
 
+def _embedded(service: QAService) -> FaissSQLiteDocumentStore:
+    """The scale test measures the embedded FAISS index (its vectors and SQLite rows)."""
+    store = service.store
+    if not isinstance(store, FaissSQLiteDocumentStore):
+        raise TypeError("The scale test runs on the embedded store (QA_STORE=faiss).")
+    return store
+
+
 def _exact_top_k(service: QAService, queries: np.ndarray, k: int) -> np.ndarray:
     """Exact inner-product top-k over every stored sentence vector, streamed from SQLite."""
     best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
     best_ids = np.full((len(queries), k), -1, dtype=np.int64)
-    with service.store.db.connection() as conn:
+    with _embedded(service).db.connection() as conn:
         cursor = conn.execute("SELECT id, embedding FROM sentences ORDER BY id")
         while rows := cursor.fetchmany(100_000):
             ids = np.array([r[0] for r in rows], dtype=np.int64)
@@ -97,7 +106,7 @@ def phase_query(workdir: Path, overrides: dict[str, Any], queries: int = 200, an
     vectors = encoder.embed(questions[20:])  # for recall: the same questions, approximate vs exact
     loaded_mb = rss_mb()
     n = service.store.sentence_count
-    vector_bytes = vector_code_bytes(service.store.sentence_index.index)
+    vector_bytes = vector_code_bytes(_embedded(service).sentence_index.index)
     approx = np.array([[i for i, _ in service.store.dense_sentences(v, 10)] for v in vectors])
     exact = _exact_top_k(service, vectors, 10)
     recall = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)]))

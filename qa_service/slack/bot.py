@@ -24,6 +24,7 @@ from qa_service.conversations import ConversationStore
 from qa_service.errors import InvalidInputError
 from qa_service.service import QAService
 from qa_service.settings import Settings
+
 if TYPE_CHECKING:
     from qa_service.shared_state import EventLog
 from qa_service.slack.blocks import FEEDBACK_DOWN, FEEDBACK_UP, SHARE, answer_blocks, fallback_text

@@ -328,7 +328,9 @@ class FaissSQLiteDocumentStore:
         if not passage_ids:
             return []
         marks = ",".join("?" * len(passage_ids))
-        return [int(r["id"]) for r in self.db.query(f"SELECT id FROM sentences WHERE passage_id IN ({marks})", passage_ids)]
+        return [
+            int(r["id"]) for r in self.db.query(f"SELECT id FROM sentences WHERE passage_id IN ({marks})", passage_ids)
+        ]
 
     def term_frequencies(self, terms: list[str]) -> dict[str, int]:
         return self.db.term_frequencies(terms)

@@ -233,7 +233,9 @@ class PgvectorSentenceStore:
                 ).fetchall()
                 gone_texts += [r[0] for r in rows]
                 gone_s += len(rows)
-            removed = [r[0] for r in conn.execute("DELETE FROM qa_documents WHERE id = ANY(%s) RETURNING id", (targets,))]
+            removed = [
+                r[0] for r in conn.execute("DELETE FROM qa_documents WHERE id = ANY(%s) RETURNING id", (targets,))
+            ]
             now = time.time()
             self._insert(conn, upserts, now)
             new_texts = [d.text[a:b] for d in upserts for a, b, _ in d.sentences]
@@ -276,8 +278,16 @@ class PgvectorSentenceStore:
                 "INSERT INTO qa_documents(id, source, origin, content_hash, text, meta, indexed_at, sentence_count) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 [
-                    (d.id, d.source, d.origin, d.content_hash, d.text.replace("\x00", ""), json.dumps(d.meta), now,
-                     len(d.sentences))
+                    (
+                        d.id,
+                        d.source,
+                        d.origin,
+                        d.content_hash,
+                        d.text.replace("\x00", ""),
+                        json.dumps(d.meta),
+                        now,
+                        len(d.sentences),
+                    )
                     for d in upserts
                 ],
             )
@@ -294,8 +304,16 @@ class PgvectorSentenceStore:
                 )
             for k, (start, end, passage) in enumerate(doc.sentences):
                 tokens = doc.sentence_tokens[k] if doc.sentence_tokens else b""
-                meta = {**doc.meta, "document_id": doc.id, "source": doc.source, "start": start, "end": end,
-                        "sentence_index": k, "passage_id": passage_key(doc.id, passage), "indexed_at": now}
+                meta = {
+                    **doc.meta,
+                    "document_id": doc.id,
+                    "source": doc.source,
+                    "start": start,
+                    "end": end,
+                    "sentence_index": k,
+                    "passage_id": passage_key(doc.id, passage),
+                    "indexed_at": now,
+                }
                 sentences.append(
                     Document(
                         id=sentence_key(doc.id, k),
@@ -308,7 +326,9 @@ class PgvectorSentenceStore:
         for store, docs in ((self.passages, passages), (self.sentences, sentences)):
             if docs:
                 with conn.cursor() as cur:
-                    cur.executemany(store._build_insert_statement(DuplicatePolicy.FAIL), _from_haystack_to_pg_documents(docs))
+                    cur.executemany(
+                        store._build_insert_statement(DuplicatePolicy.FAIL), _from_haystack_to_pg_documents(docs)
+                    )
 
     @staticmethod
     def _count_terms(conn: Connection[Any], removed: list[str], added: list[str]) -> None:
@@ -330,7 +350,9 @@ class PgvectorSentenceStore:
             conn.execute("DELETE FROM qa_term_df WHERE term = ANY(%s) AND df <= 0", ([t for t, _ in changes],))
 
     # --- reading: search -------------------------------------------------------------------------
-    def _dense(self, store: PgvectorDocumentStore, query: np.ndarray, k: int, filters: dict[str, Any] | None):
+    def _dense(
+        self, store: PgvectorDocumentStore, query: np.ndarray, k: int, filters: dict[str, Any] | None
+    ) -> list[tuple[str, float]]:
         try:
             built, params = store._check_and_build_embedding_retrieval_query(
                 query_embedding=np.asarray(query, dtype=np.float32).tolist(),
@@ -343,7 +365,9 @@ class PgvectorSentenceStore:
         rows = self.db.rows(sql.SQL("SELECT id, score FROM ({}) AS hits").format(built), params)
         return [(r["id"], float(r["score"])) for r in rows]
 
-    def dense_sentences(self, query: np.ndarray, k: int, filters: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+    def dense_sentences(
+        self, query: np.ndarray, k: int, filters: dict[str, Any] | None = None
+    ) -> list[tuple[str, float]]:
         return self._dense(self.sentences, query, k, filters)
 
     def dense_passages(self, query: np.ndarray, k: int) -> list[tuple[str, float]]:
@@ -476,7 +500,9 @@ class PgvectorSentenceStore:
         out = []
         for doc in docs:
             meta = {k: doc.meta[k] for k in _RESERVED if k in doc.meta and k != "indexed_at"}
-            out.append(Document(id=doc.id, content=doc.content, meta={**meta, "row_id": doc.id}, embedding=doc.embedding))
+            out.append(
+                Document(id=doc.id, content=doc.content, meta={**meta, "row_id": doc.id}, embedding=doc.embedding)
+            )
         return sorted(out, key=lambda d: (d.meta["document_id"], d.meta["sentence_index"]))
 
     def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:

@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -42,7 +42,7 @@ def redact(url: str) -> str:
 class Postgres:
     """A connection pool with pgvector types registered and HNSW search parameters set."""
 
-    _shared: dict[tuple[str, int, int], Postgres] = {}
+    _shared: ClassVar[dict[tuple[str, int, int], Postgres]] = {}
     _shared_lock = threading.Lock()
 
     def __init__(self, url: str, pool_size: int = 8, ef_search: int = 100) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from typing import Any
 
 import numpy as np
 from haystack import Document
@@ -83,7 +84,7 @@ def insert_documents(
     return stack(s_ids, s_vecs), stack(p_ids, p_vecs)
 
 
-def row_to_document(row: sqlite3.Row, score: float | None = None, with_embedding: bool = False) -> Document:
+def row_to_document(row: Any, score: float | None = None, with_embedding: bool = False) -> Document:
     meta = {
         "document_id": row["document_id"],
         "source": row["source"],

@@ -6,6 +6,7 @@ against a real PostgreSQL (tests/postgres_server.py) for the pgvector backend.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,7 +91,7 @@ def test_answer_cites_the_source_sentence_with_offsets(service: QAService) -> No
     top = answer.citations[0]
     assert top.source == "bridge.txt" and top.text == "The Golden Gate Bridge opened in 1937."
     assert service.document_text(top.document_id)[top.start : top.end] == top.text
-    source, before, sentence, after = service.citation_context(top.document_id, top.start, top.end)
+    source, _before, sentence, after = service.citation_context(top.document_id, top.start, top.end)
     assert (source, sentence) == ("bridge.txt", top.text) and after.startswith(" Its main span")
 
 
@@ -102,7 +103,7 @@ def test_search_primitives(service: QAService) -> None:
     assert store.sentence_rows([best], vectors=False)[0]["text"].startswith("Mount Etna erupted") and score > 0.9
     keyword = store.keyword_sentences("Which airport closed because of ash?", 5)
     assert store.sentence_rows([keyword[0][0]])[0]["text"] == "Ash closed Catania airport for two days."
-    assert all(a[1] >= b[1] for a, b in zip(keyword, keyword[1:], strict=False))
+    assert all(a[1] >= b[1] for a, b in itertools.pairwise(keyword))
     assert store.keyword_sentences("the of and", 5) == []  # stopwords only
     ids = [k for k, _ in keyword]
     assert {k for k, _ in store.keyword_sentences("airport", 5, restrict=ids[1:])} <= set(ids[1:])
@@ -132,7 +133,9 @@ def test_filters_restrict_every_retriever(service: QAService) -> None:
 def test_reindex_is_incremental_and_replaces_whole_documents(service: QAService) -> None:
     generation = service.store.generation
     changed = DOCS["otters.txt"].replace("a quarter of its weight", "a third of its weight")
-    sources = [TextSource(source=n, text=changed if n == "otters.txt" else t, origin=f"test:{n}") for n, t in DOCS.items()]
+    sources = [
+        TextSource(source=n, text=changed if n == "otters.txt" else t, origin=f"test:{n}") for n, t in DOCS.items()
+    ]
     report = service.index_texts(sources[:2], prune_origin_prefix="test:")  # bridge.txt disappears
     assert (report.updated, report.unchanged, report.removed) == (1, 1, 1)
     assert service.store.generation > generation
