@@ -50,9 +50,12 @@ class LocalPostgres:
                 subprocess.run(["useradd", "-s", "/bin/sh", PG_USER], check=True, capture_output=True)
             self._user = PG_USER
             shutil.chown(self.data, PG_USER, PG_USER)
-            for path in (Path(_bin("postgres")).parent, Path(_bin("postgres")).parent.parent / "lib"):
+            install = Path(_bin("postgres")).parent.parent
+            for folder in install.parents:  # the server user must reach the install (e.g. under /root)
+                folder.chmod(folder.stat().st_mode | 0o001)
+            for path in (install / "bin", install / "lib", install / "share"):
                 for p in [path, *path.rglob("*")]:
-                    p.chmod(p.stat().st_mode | 0o055)
+                    p.chmod(p.stat().st_mode | 0o005 | (0o010 if p.is_dir() else 0))
         subprocess.run(
             [_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"],
             check=True,
