@@ -12,7 +12,7 @@ REFERENCE_VENV := .bench/reference-venv
 BENCH_OUT ?= bench-results
 BENCH_ARGS ?=
 
-.PHONY: install browser reference run index serve test test-fast lint eval bench clean
+.PHONY: install browser reference run index serve test test-fast lint eval bench bench-pgvector clean
 
 $(STAMP): requirements.lock requirements-test.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ eval: install
 bench: install reference
 	$(BIN)/qa-service bench --squad $(SQUAD) --out $(BENCH_OUT) --reference-python $(REFERENCE_VENV)/bin/python \
 		--scale 1000000 $(BENCH_ARGS)
+
+# Both backends on the SQuAD subset: eval + HTTP load, pgvector with 1 and 2 replicas (PostgreSQL on loopback).
+bench-pgvector: install
+	$(BIN)/python bench/pgvector_capacity.py
 
 clean:
 	rm -rf $(VENV) index/store.sqlite* index/*.faiss* index/manifest.json

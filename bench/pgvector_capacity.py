@@ -11,6 +11,7 @@ from one run only.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -18,13 +19,17 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from qa_service.benchmark.corpus import synthetic_documents, synthetic_questions  # noqa: E402
 from qa_service.benchmark.loadgen import LoadResult, run_load  # noqa: E402
 from qa_service.benchmark.servers import free_port, running  # noqa: E402
 from qa_service.evaluation.squad import evaluate_squad, load_squad  # noqa: E402
-from qa_service.service import QAService  # noqa: E402
+from qa_service.pipeline.builders import encoder_for  # noqa: E402
+from qa_service.service import QAService, TextSource  # noqa: E402
 from qa_service.settings import Settings  # noqa: E402
 from tests.postgres_server import LocalPostgres  # noqa: E402
 
@@ -58,15 +63,82 @@ def http_load(bases: list[str], questions: list[str]) -> dict[str, float]:
     }
 
 
+def scale(url: str, sentences: int) -> dict[str, object]:
+    """The scale test's synthetic corpus (hashing vectors at the model's width, as in `make bench`'s
+    1M run) in PostgreSQL: indexing rate, HNSW search and whole-answer latency, recall@10 against exact
+    search over the same stored vectors, delete and update times."""
+    settings = Settings(store="pgvector", database_url=url, embedding_model="hash:384", index_batch_chars=5_000_000)
+    service = QAService(settings)
+    started = time.perf_counter()
+    report = service.index_texts(list(synthetic_documents(sentences)))
+    index_s = time.perf_counter() - started
+    encoder = encoder_for(settings)
+    questions = synthetic_questions(130)
+    for q in questions[:5]:
+        service.ask(q)
+    answer_ms, search_ms = [], []
+    for n, question in enumerate(questions[30:]):
+        if n < 30:
+            t = time.perf_counter()
+            service.ask(question)
+            answer_ms.append((time.perf_counter() - t) * 1000)
+        vector = encoder.embed([question])[0]
+        t = time.perf_counter()
+        service.store.dense_sentences(vector, 10)
+        search_ms.append((time.perf_counter() - t) * 1000)
+    vectors = encoder.embed(questions[30:])
+    approx = [{i for i, _ in service.store.dense_sentences(v, 10)} for v in vectors]
+    ids, matrix = [], []
+    for row in service.store.db.rows("SELECT id, embedding FROM qa_sentences"):
+        ids.append(row["id"])
+        matrix.append(np.asarray(row["embedding"].to_numpy(), dtype=np.float32))
+    scores = np.stack(matrix) @ vectors.T
+    exact = [{ids[i] for i in np.argsort(-scores[:, j])[:10]} for j in range(len(vectors))]
+    recall = float(np.mean([len(a & e) / 10 for a, e in zip(approx, exact, strict=True)]))
+    documents = service.documents()
+    t = time.perf_counter()
+    service.delete_document(documents[len(documents) // 2].id)
+    delete_s = time.perf_counter() - t
+    changed = documents[len(documents) // 3]
+    t = time.perf_counter()
+    service.index_texts(
+        [TextSource(source=changed.source, text="The lighthouse zebra festival moved.", origin=changed.origin)]
+    )
+    update_s = time.perf_counter() - t
+    with service.store.db.connection() as conn:
+        size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]  # type: ignore[index]
+    service.store.close()
+    return {
+        "sentences": report.sentences,
+        "index_seconds": round(index_s, 1),
+        "sentences_per_s": round(report.sentences / index_s, 1),
+        "search_p50_ms": round(float(np.percentile(search_ms, 50)), 2),
+        "search_p95_ms": round(float(np.percentile(search_ms, 95)), 2),
+        "answer_p50_ms": round(float(np.percentile(answer_ms, 50)), 1),
+        "answer_p95_ms": round(float(np.percentile(answer_ms, 95)), 1),
+        "recall_at_10": round(recall, 4),
+        "delete_seconds": round(delete_s, 2),
+        "update_seconds": round(update_s, 2),
+        "database_bytes": int(size),
+    }
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", type=int, default=0, help="also index N synthetic sentences into PostgreSQL")
+    parser.add_argument("--parts", default="squad", help="squad, scale or squad,scale")
+    args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     _, questions = load_squad(SQUAD)
     texts = [q.text for q in questions][:REQUESTS]
     pg = LocalPostgres(durable=True).start()
     report: dict[str, object] = {"machine_cores": os.cpu_count()}
     try:
+        if "scale" in args.parts and args.scale:
+            report["pgvector_scale"] = scale(pg.create_database("scale"), args.scale)
+            print("pgvector scale", json.dumps(report["pgvector_scale"]), flush=True)
         url = pg.create_database("squad")
-        for backend in ("faiss", "pgvector"):
+        for backend in ("faiss", "pgvector") if "squad" in args.parts else ():
             index_dir = OUT / f"capacity-{backend}-index"
             settings = Settings(store=backend, database_url=url if backend == "pgvector" else None, index_dir=index_dir)
             started = time.perf_counter()
@@ -95,7 +167,8 @@ def main() -> None:
             report[backend] = {"eval": evaluation, "http": loads}
     finally:
         pg.stop()
-    (OUT / "pgvector.json").write_text(json.dumps(report, indent=2) + "\n")
+    name = "pgvector.json" if "squad" in args.parts else "pgvector-scale.json"
+    (OUT / name).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
 
