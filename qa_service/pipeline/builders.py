@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TypedDict
 
 from haystack import Pipeline
@@ -51,8 +52,10 @@ def open_store(settings: Settings, create: bool = True) -> SentenceStore:
         from qa_service.store.pgvector_store import PgvectorSentenceStore
 
         url = settings.database_url.get_secret_value() if settings.database_url else ""
+        # From the environment (the usual case), pipelines serialise with a reference, not the password.
+        from_env = os.environ.get("QA_DATABASE_URL") == url
         return PgvectorSentenceStore(
-            connection_string=Secret.from_token(url),
+            connection_string=Secret.from_env_var("QA_DATABASE_URL") if from_env else Secret.from_token(url),
             model=settings.embedding_model,
             dimension=encoder.dimension,
             pool_size=settings.database_pool_size,
