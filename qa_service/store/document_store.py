@@ -20,16 +20,23 @@ from typing import Any
 
 import numpy as np
 from haystack import Document, default_from_dict, default_to_dict
-from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
 
-from qa_service.errors import IndexMismatchError, IndexNotFoundError, InvalidInputError
+from qa_service.errors import IndexMismatchError, IndexNotFoundError
 from qa_service.store.database import SCHEMA_VERSION, Database
 from qa_service.store.failpoints import failpoint
 from qa_service.store.filters import to_sql
 from qa_service.store.manifest import Manifest, corpus_hash
 from qa_service.store.records import ApplyResult, SourceDocument, StoredDocument
-from qa_service.store.rows import delete_rows, insert_documents, row_to_document, source_from_sentences, stack, unblob
+from qa_service.store.rows import (
+    delete_rows,
+    insert_documents,
+    row_to_document,
+    stack,
+    unblob,
+    upserts_from_sentences,
+    validate_source,
+)
 from qa_service.store.vectors import VectorIndex, fsync_dir
 
 logger = logging.getLogger(__name__)
@@ -224,7 +231,7 @@ class FaissSQLiteDocumentStore:
     ) -> ApplyResult:
         """Replace/insert `upserts` and delete `deletes` (document ids) as one atomic generation."""
         for doc in upserts:
-            self._validate(doc)
+            validate_source(doc, self.dimension)
         with self.db.transaction() as conn:
             current = int(Database.read_value(conn, "generation"))
             if current != self._snapshot.generation:  # another process committed since we loaded
@@ -263,17 +270,6 @@ class FaissSQLiteDocumentStore:
         self.manifest().write(self.index_dir)
         self._cleanup()
         return ApplyResult(generation, [d.id for d in upserts], deleted)
-
-    def _validate(self, doc: SourceDocument) -> None:
-        for start, end, _ in doc.sentences:
-            if not (0 <= start < end <= len(doc.text)):
-                raise InvalidInputError(f"Sentence offsets ({start}, {end}) out of range in {doc.source!r}.")
-        for matrix, n in ((doc.sentence_embeddings, len(doc.sentences)), (doc.passage_embeddings, len(doc.passages))):
-            if matrix.shape != (n, self.dimension):
-                raise IndexMismatchError(
-                    f"Embeddings of shape {matrix.shape} for {doc.source!r}; the index expects dimension "
-                    f"{self.dimension}."
-                )
 
     def _rebuild(self, conn: sqlite3.Connection) -> tuple[VectorIndex, VectorIndex]:
         built = []
@@ -391,19 +387,7 @@ class FaissSQLiteDocumentStore:
     def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
         """Write embedded sentence Documents. Sentences sharing `meta["document_id"]` form one source
         document (joined by newlines); `policy` applies per source document."""
-        groups: dict[str, list[Document]] = {}
-        for doc in documents:
-            if doc.embedding is None or not doc.content:
-                raise InvalidInputError(f"Document {doc.id!r} needs content and an embedding.")
-            groups.setdefault(str(doc.meta.get("document_id", doc.id)), []).append(doc)
-        existing = {d.id for d in self.list_documents()}
-        upserts = []
-        for doc_id, docs in groups.items():
-            if doc_id in existing and policy in (DuplicatePolicy.NONE, DuplicatePolicy.FAIL):
-                raise DuplicateDocumentError(f"Document {doc_id!r} already exists.")
-            if doc_id in existing and policy == DuplicatePolicy.SKIP:
-                continue
-            upserts.append(source_from_sentences(doc_id, docs))
+        upserts = upserts_from_sentences(documents, policy, {d.id for d in self.list_documents()})
         self.apply(upserts, [])
         return sum(len(d.sentences) for d in upserts)
 

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 from haystack import Document, default_from_dict, default_to_dict
-from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
 from haystack.errors import FilterError
 from haystack.utils import Secret, deserialize_secrets_inplace
@@ -37,7 +36,7 @@ from qa_service.store.database import keyword_terms
 from qa_service.store.manifest import Manifest, corpus_hash
 from qa_service.store.postgres import Postgres
 from qa_service.store.records import ApplyResult, SourceDocument, StoredDocument
-from qa_service.store.rows import source_from_sentences
+from qa_service.store.rows import upserts_from_sentences, validate_source
 
 SCHEMA_VERSION = "pg-1"
 SENTENCES, PASSAGES = "qa_sentences", "qa_passages"
@@ -254,7 +253,7 @@ class PgvectorSentenceStore:
         """Replace/insert `upserts` and delete `deletes` (document ids) in one transaction."""
         del rebuild  # HNSW in PostgreSQL is maintained row by row; nothing to rebuild
         for doc in upserts:
-            self._validate(doc)
+            validate_source(doc, self.dimension)
         targets = list(dict.fromkeys([*deletes, *(d.id for d in upserts)]))
         with self.db.transaction() as conn:
             gone_texts: list[str] = []
@@ -299,17 +298,6 @@ class PgvectorSentenceStore:
                 cur.execute("UPDATE qa_meta SET value = %s WHERE key = 'updated_at'", (str(now),))
         deleted = [d for d in deletes if d in set(removed)]
         return ApplyResult(generation, [d.id for d in upserts], deleted)
-
-    def _validate(self, doc: SourceDocument) -> None:
-        for start, end, _ in doc.sentences:
-            if not (0 <= start < end <= len(doc.text)):
-                raise InvalidInputError(f"Sentence offsets ({start}, {end}) out of range in {doc.source!r}.")
-        for matrix, n in ((doc.sentence_embeddings, len(doc.sentences)), (doc.passage_embeddings, len(doc.passages))):
-            if matrix.shape != (n, self.dimension):
-                raise IndexMismatchError(
-                    f"Embeddings of shape {matrix.shape} for {doc.source!r}; the index expects dimension "
-                    f"{self.dimension}."
-                )
 
     def _insert(self, conn: Connection[Any], upserts: list[SourceDocument], now: float) -> None:
         if not upserts:
@@ -546,19 +534,7 @@ class PgvectorSentenceStore:
 
     def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
         """Write embedded sentence Documents; those sharing `meta["document_id"]` form one source document."""
-        groups: dict[str, list[Document]] = {}
-        for doc in documents:
-            if doc.embedding is None or not doc.content:
-                raise InvalidInputError(f"Document {doc.id!r} needs content and an embedding.")
-            groups.setdefault(str(doc.meta.get("document_id", doc.id)), []).append(doc)
-        existing = {d.id for d in self.list_documents()}
-        upserts = []
-        for doc_id, docs in groups.items():
-            if doc_id in existing and policy in (DuplicatePolicy.NONE, DuplicatePolicy.FAIL):
-                raise DuplicateDocumentError(f"Document {doc_id!r} already exists.")
-            if doc_id in existing and policy == DuplicatePolicy.SKIP:
-                continue
-            upserts.append(source_from_sentences(doc_id, docs))
+        upserts = upserts_from_sentences(documents, policy, {d.id for d in self.list_documents()})
         self.apply(upserts, [])
         return sum(len(d.sentences) for d in upserts)
 

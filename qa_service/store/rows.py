@@ -9,7 +9,10 @@ from typing import Any
 
 import numpy as np
 from haystack import Document
+from haystack.document_stores.errors import DuplicateDocumentError
+from haystack.document_stores.types import DuplicatePolicy
 
+from qa_service.errors import IndexMismatchError, InvalidInputError
 from qa_service.ingest.sources import content_hash
 from qa_service.store.database import Database
 from qa_service.store.records import SourceDocument
@@ -129,3 +132,36 @@ def source_from_sentences(doc_id: str, docs: list[Document]) -> SourceDocument:
         passages=[(s, e) for s, e, _ in spans],
         passage_embeddings=vectors,
     )
+
+
+def upserts_from_sentences(
+    documents: list[Document], policy: DuplicatePolicy, existing: set[str]
+) -> list[SourceDocument]:
+    """Haystack `write_documents` for both stores: embedded sentence Documents sharing
+    `meta["document_id"]` form one source document (joined by newlines); `policy` applies per source
+    document against the `existing` document ids."""
+    groups: dict[str, list[Document]] = {}
+    for doc in documents:
+        if doc.embedding is None or not doc.content:
+            raise InvalidInputError(f"Document {doc.id!r} needs content and an embedding.")
+        groups.setdefault(str(doc.meta.get("document_id", doc.id)), []).append(doc)
+    upserts = []
+    for doc_id, docs in groups.items():
+        if doc_id in existing and policy in (DuplicatePolicy.NONE, DuplicatePolicy.FAIL):
+            raise DuplicateDocumentError(f"Document {doc_id!r} already exists.")
+        if doc_id in existing and policy == DuplicatePolicy.SKIP:
+            continue
+        upserts.append(source_from_sentences(doc_id, docs))
+    return upserts
+
+
+def validate_source(doc: SourceDocument, dimension: int) -> None:
+    """Offsets inside the text and one vector of the index's width per sentence and passage."""
+    for start, end, _ in doc.sentences:
+        if not (0 <= start < end <= len(doc.text)):
+            raise InvalidInputError(f"Sentence offsets ({start}, {end}) out of range in {doc.source!r}.")
+    for matrix, n in ((doc.sentence_embeddings, len(doc.sentences)), (doc.passage_embeddings, len(doc.passages))):
+        if matrix.shape != (n, dimension):
+            raise IndexMismatchError(
+                f"Embeddings of shape {matrix.shape} for {doc.source!r}; the index expects dimension {dimension}."
+            )
