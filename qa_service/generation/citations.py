@@ -1,0 +1,114 @@
+"""Enforced citations for generated answers (issue 8's core; not wired to the API yet).
+
+A generated answer is split into sentences (claims). Each claim's `[n]` markers must point at one of
+the numbered source sentences the model was given and that source must *support* the claim: every
+number in the claim appears in it, and it shares the claim's names and enough of its content words.
+Markers that point nowhere or at a non-supporting source are removed; claims left without a
+supporting marker are dropped; an answer with no supported claim is a fallback to the extractive
+answer. Sources that read like instructions to the model are never counted as support.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from qa_service.ingest.segmentation import split_sentences
+from qa_service.lexical import content_terms
+
+_MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)*)")
+_INSTRUCTION = re.compile(
+    r"\b(ignore|disregard|forget)\b.{0,40}\b(instructions?|prompt|above|previous|rules)\b"
+    r"|\b(you must|you should|you are now|as an ai|system prompt|answer with|respond with|reply with)\b",
+    re.IGNORECASE,
+)
+
+Outcome = Literal["generative", "generative-trimmed", "fallback"]
+
+
+def numbers(text: str) -> set[str]:
+    """Numbers as written, without thousands separators ("20,000" and "20000" are the same)."""
+    return {n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)}
+
+
+def names(text: str) -> set[str]:
+    """Capitalised words that are not a sentence's first word, lower-cased."""
+    found: set[str] = set()
+    for match in _NAME.finditer(text):
+        found.update(w.lower() for w in match.group(1).split())
+    return found
+
+
+def looks_like_instruction(sentence: str) -> bool:
+    """A source sentence addressed to the model ("ignore previous instructions ..."): such a sentence is
+    shown fenced as data and never counts as support."""
+    return bool(_INSTRUCTION.search(sentence))
+
+
+def supports(claim: str, source: str, min_overlap: float = 0.5) -> bool:
+    """Whether `source` holds the claim's key content: all its numbers, all its names, and at least
+    `min_overlap` of its content words (stemmed)."""
+    if looks_like_instruction(source):
+        return False
+    if not numbers(claim) <= numbers(source):
+        return False
+    source_names = names(source) | {w.lower() for w in re.findall(r"\w+", source)}
+    if not names(claim) <= source_names:
+        return False
+    claim_terms = content_terms(claim)
+    if not claim_terms:
+        return False
+    return len(claim_terms & content_terms(source)) / len(claim_terms) >= min_overlap
+
+
+@dataclass(frozen=True)
+class CheckedAnswer:
+    text: str  # the kept claims, markers renumbered 1..k in order of first use
+    sources: list[int]  # 1-based numbers of the sources cited, in the order of the new markers
+    outcome: Outcome
+    removed_markers: list[int] = field(default_factory=list)  # pointed nowhere or did not support
+    dropped_claims: list[str] = field(default_factory=list)  # no supporting citation left
+
+
+def check_citations(answer: str, sources: list[str], min_overlap: float = 0.5) -> CheckedAnswer:
+    """Clean a generated `answer` against the numbered `sources` (1-based in the prompt)."""
+    kept: list[tuple[str, list[int]]] = []
+    removed: list[int] = []
+    dropped: list[str] = []
+    for span, _ in split_sentences(answer):
+        sentence = answer[span.start : span.end]
+        markers = [int(n) for group in _MARKER.findall(sentence) for n in re.split(r"\s*,\s*", group)]
+        claim = _MARKER.sub("", sentence).strip()
+        if not claim or not re.search(r"\w", claim):
+            continue
+        good = []
+        for n in dict.fromkeys(markers):
+            if 1 <= n <= len(sources) and supports(claim, sources[n - 1], min_overlap):
+                good.append(n)
+            else:
+                removed.append(n)
+        if good:
+            kept.append((claim, good))
+        else:
+            dropped.append(claim)
+    if not kept:
+        return CheckedAnswer("", [], "fallback", removed, dropped)
+    order: dict[int, int] = {}
+    parts = []
+    for claim, good in kept:
+        for n in good:
+            order.setdefault(n, len(order) + 1)
+        marks = "".join(f"[{order[n]}]" for n in good)
+        parts.append(f"{claim.rstrip()} {marks}" if claim[-1:] not in ".!?" else f"{claim[:-1]} {marks}{claim[-1]}")
+    outcome: Outcome = "generative-trimmed" if dropped or removed else "generative"
+    return CheckedAnswer(" ".join(parts), list(order), outcome, removed, dropped)
+
+
+def fence(sources: list[str]) -> str:
+    """Numbered source sentences inside a fence the prompt tells the model to treat as data only.
+    A fence marker inside a source is neutralised so a document cannot close the fence."""
+    lines = [f"[{i}] {s.replace('<<<', '‹‹‹').replace('>>>', '›››')}" for i, s in enumerate(sources, start=1)]
+    return "<<<SOURCES\n" + "\n".join(lines) + "\nSOURCES>>>"
