@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from qa_service.contract import Answer, Turn
 from qa_service.conversations import ConversationStore
-from qa_service.service import QAService
+from qa_service.service import AnswerMode, QAService
 
 
 @dataclass(frozen=True)
@@ -17,9 +18,12 @@ class ChatResult:
 
 
 def answer_deltas(answer: Answer) -> list[str]:
-    """The answer as streamable pieces (one per cited sentence, with its marker); joined, they are
-    exactly `answer.answer`."""
-    pieces = [f"{c.text} [{c.index}]" for c in answer.citations] or [answer.answer]
+    """The answer as streamable pieces (one per sentence, with its markers); joined, they are exactly
+    `answer.answer`. Generated answers are streamed once their citations have been checked."""
+    if answer.mode_used.startswith("generative"):
+        pieces = re.split(r"(?<=[.!?]) ", answer.answer)
+    else:
+        pieces = [f"{c.text} [{c.index}]" for c in answer.citations] or [answer.answer]
     return [piece if n == 0 else " " + piece for n, piece in enumerate(pieces)]
 
 
@@ -29,13 +33,14 @@ def converse(
     message: str,
     conversation_id: str | None = None,
     history: list[Turn] | None = None,
+    mode: AnswerMode | None = None,
 ) -> ChatResult:
     """Answer `message` in its conversation. `history` (e.g. an OpenAI `messages` list) is used when
     given; otherwise the stored history of `conversation_id`."""
     conversation_id = conversations.check_id(conversation_id) if conversation_id else conversations.new_id()
     if history is None:
         history = conversations.history(conversation_id)
-    answer = service.ask(message, history=history)
+    answer = service.ask(message, history=history, mode=mode)
     _, turn = conversations.append(
         conversation_id,
         Turn(role="user", content=message),

@@ -22,6 +22,13 @@ class Answer(BaseModel):
     abstained: bool = Field(..., description="True when the documents do not support an answer.")
     confidence: float = Field(..., ge=0.0, le=1.0, description="Estimated probability the answer is supported.")
     citations: list[Citation] = Field(default_factory=list)
+    mode_used: Literal["extractive", "generative", "generative-trimmed", "extractive-fallback"] = Field(
+        "extractive",
+        description="extractive: the cited sentences themselves; generative: written by the language model, every "
+        "sentence citing a source that supports it; generative-trimmed: the same after unsupported sentences or "
+        "markers were removed; extractive-fallback: generative was asked for, but the model failed, timed out or "
+        "wrote nothing the sources support, so this is the extractive answer.",
+    )
 
 
 class Turn(BaseModel):

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from haystack import Document
 
@@ -16,7 +16,7 @@ from qa_service.followups import resolve_follow_up
 from qa_service.indexer import Indexer, IndexReport, TextSource
 from qa_service.ingest.converters import convert_bytes
 from qa_service.ingest.sources import document_id
-from qa_service.pipeline.builders import build_indexing_pipeline, build_query_pipeline, open_store
+from qa_service.pipeline.builders import build_generator, build_indexing_pipeline, build_query_pipeline, open_store
 from qa_service.pipeline.runner import GraphRunner
 from qa_service.settings import Settings
 from qa_service.store.records import StoredDocument
@@ -24,6 +24,7 @@ from qa_service.store.records import StoredDocument
 logger = logging.getLogger(__name__)
 
 UPLOAD_ORIGIN = "upload:"
+AnswerMode = Literal["extractive", "generative"]
 __all__ = ["DetailedAnswer", "IndexReport", "QAService", "TextSource"]
 
 
@@ -41,20 +42,39 @@ class QAService:
         self._indexing = GraphRunner(build_indexing_pipeline(settings))
         self.indexer = Indexer(self.store, self._indexing, settings.index_batch_chars)
         self._query = GraphRunner(build_query_pipeline(settings, self.store))
+        self._generator = build_generator(settings)
 
     def warm_up(self) -> None:
-        """Load the model and run one query, so the first user does not pay for lazy initialisation."""
+        """Load the model and run one query, so the first user does not pay for lazy initialisation;
+        prompt templates are checked here (the LLM server itself is not called)."""
         self._indexing.warm_up()
         self._query.warm_up()
-        self.ask("warm up")
+        if self._generator is not None:
+            self._generator.warm_up()
+        self.ask("warm up", mode="extractive")
 
     # --- asking ------------------------------------------------------------------------------
-    def ask(self, question: str, history: list[Turn] | None = None, filters: dict[str, Any] | None = None) -> Answer:
-        return self.ask_detailed(question, history, filters).answer
+    def ask(
+        self,
+        question: str,
+        history: list[Turn] | None = None,
+        filters: dict[str, Any] | None = None,
+        mode: AnswerMode | None = None,
+    ) -> Answer:
+        return self.ask_detailed(question, history, filters, mode).answer
 
     def ask_detailed(
-        self, question: str, history: list[Turn] | None = None, filters: dict[str, Any] | None = None
+        self,
+        question: str,
+        history: list[Turn] | None = None,
+        filters: dict[str, Any] | None = None,
+        mode: AnswerMode | None = None,
     ) -> DetailedAnswer:
+        """The answer to `question`: extractive (the cited sentences), or generative (`mode`, else
+        QA_ANSWER_MODE), which falls back to the extractive answer whenever the model cannot be trusted."""
+        mode = mode or self.settings.answer_mode
+        if mode == "generative" and self._generator is None:
+            raise InvalidInputError("Generative answers need a language model: set QA_LLM_BASE_URL on the server.")
         question = question.strip()
         if not question:
             raise InvalidInputError("The question is empty; send a non-empty `message`.")
@@ -72,7 +92,14 @@ class QAService:
                 },
                 include_outputs_from=frozenset({"ranker"}),
             )
-        return DetailedAnswer(result["answer_builder"]["answer"], result["ranker"]["documents"], query)
+        answer, ranked = result["answer_builder"]["answer"], result["ranker"]["documents"]
+        if mode == "generative" and self._generator is not None:
+            if answer.abstained:  # the documents do not hold the answer: no model can cite one
+                answer = answer.model_copy(update={"mode_used": "extractive-fallback"})
+            else:
+                out = self._generator.run(query=query, documents=ranked, extractive=answer)
+                answer = out["answer"].model_copy(update={"mode_used": out["mode_used"]})
+        return DetailedAnswer(answer, ranked, query)
 
     def retrieval_query(self, question: str, history: list[Turn]) -> str:
         """The question as retrieved: follow-ups are resolved against the user's earlier questions."""

@@ -99,6 +99,20 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(2000, ge=1)
     weights: RankerWeights = RankerWeights()
     abstention: AbstentionModel = AbstentionModel()
+    answer_mode: Literal["extractive", "generative"] = Field(
+        "extractive", description="Default answer mode; a request can ask for the other (generative needs an LLM)."
+    )
+    llm_base_url: str | None = Field(
+        None,
+        description="OpenAI-compatible chat API for generative answers, e.g. http://localhost:11434/v1 (Ollama) or "
+        "http://localhost:8080/v1 (llama.cpp server). The key, if any, is read from QA_LLM_API_KEY.",
+    )
+    llm_model: str = Field("smollm2", description="Model name sent to the LLM server.")
+    llm_timeout_seconds: float = Field(20.0, gt=0, description="Longer than this: the extractive answer is given.")
+    llm_sources: int = Field(8, ge=1, le=20, description="Ranked sentences given to the model as numbered sources.")
+    llm_max_sentences: int = Field(4, ge=1, le=10, description="Longest generated answer, in sentences.")
+    llm_max_tokens: int = Field(300, ge=16)
+    prompts_dir: Path = Field(Path("prompts"), description="Jinja prompt templates (checked at startup).")
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(
@@ -129,6 +143,12 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, description="Verifies Events API requests.")
     slack_app_token: SecretStr | None = Field(None, description="xapp- token for Socket Mode (`qa-service slack`).")
     slack_api_url: str = Field("https://slack.com/api/", description="Slack Web API base URL.")
+
+    @model_validator(mode="after")
+    def _generative_needs_a_model(self) -> "Settings":
+        if self.answer_mode == "generative" and not self.llm_base_url:
+            raise ValueError("QA_ANSWER_MODE=generative needs QA_LLM_BASE_URL (an OpenAI-compatible chat API).")
+        return self
 
     @model_validator(mode="after")
     def _store_needs_its_database(self) -> "Settings":

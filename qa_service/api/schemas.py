@@ -21,6 +21,12 @@ class ChatRequest(BaseModel):
     )
     conversation_id: str | None = Field(None, description="Continue a conversation; omit to start one.")
     stream: bool = Field(False, description="Stream server-sent events (same as `Accept: text/event-stream`).")
+    mode: Literal["extractive", "generative"] | None = Field(
+        None,
+        description="extractive: the cited source sentences; generative: a written answer whose every sentence cites "
+        "a supporting source (needs an LLM on the server; falls back to extractive, see `mode_used`). "
+        "Default: the server's QA_ANSWER_MODE.",
+    )
 
     @field_validator("message")
     @classmethod

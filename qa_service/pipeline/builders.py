@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from haystack import Pipeline
 from haystack.components.joiners import DocumentJoiner
@@ -16,6 +16,9 @@ from qa_service.pipeline.ranker import SentenceRanker
 from qa_service.pipeline.retrievers import DenseSentenceRetriever, KeywordSentenceRetriever, PassageSentenceRetriever
 from qa_service.settings import Settings
 from qa_service.store.protocol import SentenceStore
+
+if TYPE_CHECKING:
+    from qa_service.generation.generator import CitedAnswerGenerator
 
 
 class EncoderArgs(TypedDict):
@@ -121,3 +124,20 @@ def build_query_pipeline(settings: Settings, store: SentenceStore) -> Pipeline:
     pipeline.connect("joiner.documents", "ranker.documents")
     pipeline.connect("ranker.documents", "answer_builder.documents")
     return pipeline
+
+
+def build_generator(settings: Settings) -> CitedAnswerGenerator | None:
+    """The generative answerer when an LLM server is configured (QA_LLM_BASE_URL), else None."""
+    if not settings.llm_base_url:
+        return None
+    from qa_service.generation.generator import CitedAnswerGenerator
+
+    return CitedAnswerGenerator(
+        base_url=settings.llm_base_url,
+        model=settings.llm_model,
+        prompts_dir=str(settings.prompts_dir),
+        sources=settings.llm_sources,
+        max_sentences=settings.llm_max_sentences,
+        max_tokens=settings.llm_max_tokens,
+        timeout=settings.llm_timeout_seconds,
+    )

@@ -51,7 +51,9 @@ async def chat(
         return StreamingResponse(
             _stream(body, service, conversations, metrics), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
         )
-    result = await run_in_threadpool(converse, service, conversations, body.message, body.conversation_id)
+    result = await run_in_threadpool(
+        converse, service, conversations, body.message, body.conversation_id, None, body.mode
+    )
     metrics.answered("chat", result.answer.abstained)
     return _response(result)
 
@@ -61,7 +63,7 @@ def _stream(
 ) -> Iterator[str]:
     """A sync generator: Starlette iterates it in a worker thread, off the event loop."""
     try:
-        result = converse(service, conversations, body.message, body.conversation_id)
+        result = converse(service, conversations, body.message, body.conversation_id, mode=body.mode)
     except QAServiceError as exc:
         yield event("error", {"error": {"code": exc.code, "message": str(exc)}})
         return

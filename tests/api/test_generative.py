@@ -1,0 +1,88 @@
+"""`"mode": "generative"` through the HTTP API, against a scripted OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from qa_service.api.app import create_app
+from qa_service.settings import Settings
+from tests.api.conftest import sse_events
+from tests.conftest import ROOT
+from tests.generation.fake_openai import FakeOpenAI, Reply, fake_openai
+
+QUESTION = "How many troops withdrew from Kherson?"
+
+
+def first_source(request: dict[str, Any]) -> str:
+    """A model that restates source [1] and cites it."""
+    user = request["messages"][1]["content"]
+    sentence = re.search(r"^\[1\] (.+)$", user, re.MULTILINE).group(1)  # type: ignore[union-attr]
+    return f"{sentence.rstrip('.')} [1]."
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeOpenAI]:
+    with fake_openai() as fake:
+        yield fake
+
+
+@pytest.fixture
+def client(api_settings: Settings, llm: FakeOpenAI) -> Iterator[TestClient]:
+    settings = api_settings.model_copy(update={"llm_base_url": llm.base_url, "prompts_dir": ROOT / "prompts"})
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def test_generative_answer_cites_the_sentences_it_restates(client: TestClient, llm: FakeOpenAI) -> None:
+    llm.replies.append(Reply(respond=first_source))
+    body = client.post("/v1/chat", json={"message": QUESTION, "mode": "generative"}).json()
+    assert body["mode_used"] == "generative" and body["answer"].endswith("[1].")
+    citation = body["citations"][0]
+    context = client.get(
+        f"/v1/documents/{citation['document_id']}/context", params={"start": citation["start"], "end": citation["end"]}
+    ).json()
+    assert context["sentence"] == citation["text"]
+    extractive = client.post("/v1/chat", json={"message": QUESTION}).json()
+    assert extractive["mode_used"] == "extractive" and len(llm.requests) == 1
+
+
+def test_generative_failure_is_the_extractive_answer_not_an_error(client: TestClient, llm: FakeOpenAI) -> None:
+    llm.replies.append(Reply(status=500))
+    body = client.post("/v1/chat", json={"message": QUESTION, "mode": "generative"}).json()
+    extractive = client.post("/v1/chat", json={"message": QUESTION}).json()
+    assert body["mode_used"] == "extractive-fallback"
+    assert (body["answer"], body["citations"]) == (extractive["answer"], extractive["citations"])
+
+
+def test_generative_answer_streams_after_its_check(client: TestClient, llm: FakeOpenAI) -> None:
+    llm.replies.append(Reply(respond=lambda r: f"{first_source(r)} Nothing supports this sentence."))
+    response = client.post("/v1/chat", json={"message": QUESTION, "mode": "generative", "stream": True})
+    events = sse_events(response.text)
+    done = json.loads(events[-1][1])
+    deltas = "".join(json.loads(data)["delta"] for name, data in events if name == "answer")
+    assert done["mode_used"] == "generative-trimmed" and deltas == done["answer"]
+    assert "Nothing supports" not in deltas
+
+
+def test_generative_without_a_model_is_a_clear_422(api_settings: Settings) -> None:
+    with TestClient(create_app(api_settings)) as client:
+        response = client.post("/v1/chat", json={"message": QUESTION, "mode": "generative"})
+    assert response.status_code == 422 and "QA_LLM_BASE_URL" in response.json()["error"]["message"]
+    with pytest.raises(ValidationError, match="QA_LLM_BASE_URL"):
+        Settings(answer_mode="generative")
+
+
+def test_broken_prompt_templates_stop_the_startup(api_settings: Settings, llm: FakeOpenAI, tmp_path: Path) -> None:
+    (tmp_path / "answer_system.jinja").write_text("{{ max_sentences }}")
+    (tmp_path / "answer_user.jinja").write_text("{{ question }}")
+    settings = api_settings.model_copy(update={"llm_base_url": llm.base_url, "prompts_dir": tmp_path})
+    with pytest.raises(Exception, match="must use sources"), TestClient(create_app(settings)):
+        pass
