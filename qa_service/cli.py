@@ -166,6 +166,16 @@ def eval_squad(
             typer.echo(f"{key:28} {value}")
 
 
+@eval_app.command("support")
+def eval_support(
+    file: Annotated[Path, typer.Argument(help="SQuAD (2.0) JSON file.", exists=True, dir_okay=False)],
+) -> None:
+    """Precision and recall of the generative answers' citation check on the file's questions."""
+    from qa_service.evaluation.support import evaluate_support
+
+    typer.echo(json.dumps(evaluate_support(file), indent=2))
+
+
 @app.command()
 def bench(
     squad: Annotated[

@@ -133,7 +133,12 @@ class OpenAIMessage(BaseModel):
 
 class CompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
-    model: str = Field("qa-service", max_length=200, description="Accepted and echoed.")
+    model: str = Field(
+        "qa-service",
+        max_length=200,
+        description="Echoed. `qa-service-generative` asks for a generative answer, `qa-service-extractive` for "
+        "the cited sentences; any other name gets the server's QA_ANSWER_MODE.",
+    )
     messages: list[OpenAIMessage] = Field(..., min_length=1)
     stream: bool = False
 
@@ -167,3 +172,4 @@ class CompletionResponse(BaseModel):
     citations: list[Citation]
     abstained: bool
     confidence: float
+    mode_used: str = Field("extractive", description="As in /v1/chat.")

@@ -86,3 +86,17 @@ def test_broken_prompt_templates_stop_the_startup(api_settings: Settings, llm: F
     settings = api_settings.model_copy(update={"llm_base_url": llm.base_url, "prompts_dir": tmp_path})
     with pytest.raises(Exception, match="must use sources"), TestClient(create_app(settings)):
         pass
+
+
+def test_openai_clients_ask_for_generative_answers_by_model_name(client: TestClient, llm: FakeOpenAI) -> None:
+    llm.replies.append(Reply(respond=first_source))
+    body = {"model": "qa-service-generative", "messages": [{"role": "user", "content": QUESTION}]}
+    completion = client.post("/v1/chat/completions", json=body).json()
+    assert completion["mode_used"] == "generative" and completion["choices"][0]["message"]["content"].endswith("[1].")
+    llm.replies.append(Reply(respond=first_source))
+    events = client.post("/v1/chat/completions", json={**body, "stream": True}).text.split("\n\n")
+    chunks = [json.loads(e[6:]) for e in events if e.startswith("data: {")]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert chunks[-1]["mode_used"] == "generative" and text == completion["choices"][0]["message"]["content"]
+    plain = client.post("/v1/chat/completions", json={**body, "model": "gpt-4o"}).json()
+    assert plain["mode_used"] == "extractive" and len(llm.requests) == 2

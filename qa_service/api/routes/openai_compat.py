@@ -27,6 +27,7 @@ from qa_service.api.sse import SSE_EVENT_SCHEMA, SSE_HEADERS, SSE_MEDIA_TYPE
 from qa_service.chat import ChatResult, answer_deltas, converse
 from qa_service.contract import Turn
 from qa_service.errors import InvalidInputError, QAServiceError
+from qa_service.service import AnswerMode
 
 router = APIRouter(tags=["openai"])
 logger = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ async def completions(
     if body.stream:
         chunks = _stream(question, history, body.model, completion_id, created, service, conversations, metrics)
         return StreamingResponse(chunks, media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
-    result = await run_in_threadpool(converse, service, conversations, question, None, history)
+    result = await run_in_threadpool(converse, service, conversations, question, None, history, _mode(body.model))
     metrics.answered("openai", result.answer.abstained)
     answer = result.answer
     return CompletionResponse(
@@ -89,7 +90,13 @@ async def completions(
         citations=answer.citations,
         abstained=answer.abstained,
         confidence=answer.confidence,
+        mode_used=answer.mode_used,
     )
+
+
+def _mode(model: str) -> AnswerMode | None:
+    """The answer mode a model name asks for (see `CompletionRequest.model`)."""
+    return {"qa-service-generative": "generative", "qa-service-extractive": "extractive"}.get(model)  # type: ignore[return-value]
 
 
 def _chunk(
@@ -117,7 +124,7 @@ def _stream(
     metrics: MetricsDep,
 ) -> Iterator[str]:
     try:
-        result: ChatResult = converse(service, conversations, question, None, history)
+        result: ChatResult = converse(service, conversations, question, None, history, _mode(model))
     except QAServiceError as exc:
         yield f"data: {json.dumps({'error': {'code': exc.code, 'message': str(exc)}})}\n\n"
         return
@@ -140,6 +147,7 @@ def _stream(
         citations=citations,
         abstained=answer.abstained,
         confidence=answer.confidence,
+        mode_used=answer.mode_used,
         usage=_usage(question, answer.answer).model_dump(),
     )
     yield "data: [DONE]\n\n"
