@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import queue
 import re
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from qa_service.contract import Answer, Turn
 from qa_service.conversations import ConversationStore
@@ -34,16 +38,63 @@ def converse(
     conversation_id: str | None = None,
     history: list[Turn] | None = None,
     mode: AnswerMode | None = None,
+    on_sentence: Callable[[str], None] | None = None,
 ) -> ChatResult:
     """Answer `message` in its conversation. `history` (e.g. an OpenAI `messages` list) is used when
     given; otherwise the stored history of `conversation_id`."""
     conversation_id = conversations.check_id(conversation_id) if conversation_id else conversations.new_id()
     if history is None:
         history = conversations.history(conversation_id)
-    answer = service.ask(message, history=history, mode=mode)
+    answer = service.ask(message, history=history, mode=mode, on_sentence=on_sentence)
     _, turn = conversations.append(
         conversation_id,
         Turn(role="user", content=message),
         Turn(role="assistant", content=answer.answer, answer=answer),
     )
     return ChatResult(answer, conversation_id, turn)
+
+
+def stream_chat(
+    service: QAService,
+    conversations: ConversationStore,
+    message: str,
+    conversation_id: str | None = None,
+    history: list[Turn] | None = None,
+    mode: AnswerMode | None = None,
+) -> Iterator[str | ChatResult]:
+    """`converse`, streamed: yields the answer's text deltas as they are ready, then the ChatResult.
+
+    A generative answer's sentences arrive while the model writes (each once its citations check out);
+    an extractive answer (or a fallback, when nothing was streamed) is sent in pieces once it is done.
+    Joined, the deltas are exactly the final answer. Errors are raised from the generator."""
+    pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def work() -> None:
+        try:
+            result = converse(
+                service,
+                conversations,
+                message,
+                conversation_id,
+                history,
+                mode,
+                on_sentence=lambda s: pieces.put(("sentence", s)),
+            )
+            pieces.put(("done", result))
+        except BaseException as exc:  # handed to the consumer
+            pieces.put(("error", exc))
+
+    threading.Thread(target=work, name="chat-stream", daemon=True).start()
+    sent = 0
+    while True:
+        kind, value = pieces.get()
+        if kind == "sentence":
+            yield value if sent == 0 else " " + value
+            sent += 1
+        elif kind == "error":
+            raise value
+        else:
+            if sent == 0:
+                yield from answer_deltas(value.answer)
+            yield value
+            return

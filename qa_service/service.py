@@ -60,8 +60,9 @@ class QAService:
         history: list[Turn] | None = None,
         filters: dict[str, Any] | None = None,
         mode: AnswerMode | None = None,
+        on_sentence: Callable[[str], None] | None = None,
     ) -> Answer:
-        return self.ask_detailed(question, history, filters, mode).answer
+        return self.ask_detailed(question, history, filters, mode, on_sentence).answer
 
     def ask_detailed(
         self,
@@ -69,9 +70,11 @@ class QAService:
         history: list[Turn] | None = None,
         filters: dict[str, Any] | None = None,
         mode: AnswerMode | None = None,
+        on_sentence: Callable[[str], None] | None = None,
     ) -> DetailedAnswer:
         """The answer to `question`: extractive (the cited sentences), or generative (`mode`, else
-        QA_ANSWER_MODE), which falls back to the extractive answer whenever the model cannot be trusted."""
+        QA_ANSWER_MODE), which falls back to the extractive answer whenever the model cannot be trusted.
+        A generative answer is handed to `on_sentence` sentence by sentence as each passes its check."""
         mode = mode or self.settings.answer_mode
         if mode == "generative" and self._generator is None:
             raise InvalidInputError("Generative answers need a language model: set QA_LLM_BASE_URL on the server.")
@@ -97,7 +100,7 @@ class QAService:
             if answer.abstained:  # the documents do not hold the answer: no model can cite one
                 answer = answer.model_copy(update={"mode_used": "extractive-fallback"})
             else:
-                out = self._generator.run(query=query, documents=ranked, extractive=answer)
+                out = self._generator.run(query=query, documents=ranked, extractive=answer, on_sentence=on_sentence)
                 answer = out["answer"].model_copy(update={"mode_used": out["mode_used"]})
         return DetailedAnswer(answer, ranked, query)
 

@@ -73,38 +73,73 @@ class CheckedAnswer:
     dropped_claims: list[str] = field(default_factory=list)  # no supporting citation left
 
 
-def check_citations(answer: str, sources: list[str], min_overlap: float = 0.5) -> CheckedAnswer:
-    """Clean a generated `answer` against the numbered `sources` (1-based in the prompt)."""
-    kept: list[tuple[str, list[int]]] = []
-    removed: list[int] = []
-    dropped: list[str] = []
-    for span, _ in split_sentences(answer):
-        sentence = answer[span.start : span.end]
+class CitationChecker:
+    """Checks a generated answer sentence by sentence, as it streams: `add` returns the sentence
+    cleaned (markers renumbered 1..k in order of first use) or None when it is dropped."""
+
+    def __init__(self, sources: list[str], min_overlap: float = 0.5) -> None:
+        self.sources, self.min_overlap = sources, min_overlap
+        self._order: dict[int, int] = {}
+        self._parts: list[str] = []
+        self.removed: list[int] = []
+        self.dropped: list[str] = []
+
+    def add(self, sentence: str) -> str | None:
         markers = [int(n) for group in _MARKER.findall(sentence) for n in re.split(r"\s*,\s*", group)]
         claim = _MARKER.sub("", sentence).strip()
         if not claim or not re.search(r"\w", claim):
-            continue
+            return None
         good = []
         for n in dict.fromkeys(markers):
-            if 1 <= n <= len(sources) and supports(claim, sources[n - 1], min_overlap):
+            if 1 <= n <= len(self.sources) and supports(claim, self.sources[n - 1], self.min_overlap):
                 good.append(n)
             else:
-                removed.append(n)
-        if good:
-            kept.append((claim, good))
-        else:
-            dropped.append(claim)
-    if not kept:
-        return CheckedAnswer("", [], "fallback", removed, dropped)
-    order: dict[int, int] = {}
-    parts = []
-    for claim, good in kept:
+                self.removed.append(n)
+        if not good:
+            self.dropped.append(claim)
+            return None
         for n in good:
-            order.setdefault(n, len(order) + 1)
-        marks = "".join(f"[{order[n]}]" for n in good)
-        parts.append(f"{claim.rstrip()} {marks}" if claim[-1:] not in ".!?" else f"{claim[:-1]} {marks}{claim[-1]}")
-    outcome: Outcome = "generative-trimmed" if dropped or removed else "generative"
-    return CheckedAnswer(" ".join(parts), list(order), outcome, removed, dropped)
+            self._order.setdefault(n, len(self._order) + 1)
+        marks = "".join(f"[{self._order[n]}]" for n in good)
+        cleaned = f"{claim[:-1]} {marks}{claim[-1]}" if claim[-1] in ".!?" else f"{claim} {marks}"
+        self._parts.append(cleaned)
+        return cleaned
+
+    def result(self) -> CheckedAnswer:
+        if not self._parts:
+            return CheckedAnswer("", [], "fallback", self.removed, self.dropped)
+        outcome: Outcome = "generative-trimmed" if self.dropped or self.removed else "generative"
+        return CheckedAnswer(" ".join(self._parts), list(self._order), outcome, self.removed, self.dropped)
+
+
+def check_citations(answer: str, sources: list[str], min_overlap: float = 0.5) -> CheckedAnswer:
+    """Clean a whole generated `answer` against the numbered `sources` (1-based in the prompt)."""
+    checker = CitationChecker(sources, min_overlap)
+    for span, _ in split_sentences(answer):
+        checker.add(answer[span.start : span.end])
+    return checker.result()
+
+
+class SentenceStream:
+    """Cuts streamed text into sentences: `feed` returns the sentences completed so far (the last one
+    is held back until more text or `close` shows it has ended)."""
+
+    def __init__(self) -> None:
+        self._buffer = ""
+
+    def feed(self, text: str) -> list[str]:
+        self._buffer += text
+        spans = split_sentences(self._buffer)
+        if len(spans) < 2:
+            return []
+        cut = spans[-1][0].start
+        done = [self._buffer[s.start : s.end] for s, _ in spans[:-1]]
+        self._buffer = self._buffer[cut:]
+        return done
+
+    def close(self) -> list[str]:
+        rest, self._buffer = self._buffer, ""
+        return [rest[s.start : s.end] for s, _ in split_sentences(rest)]
 
 
 def fence(sources: list[str]) -> str:

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.components.generators.chat import OpenAIChatGenerator
-from haystack.dataclasses import ChatMessage
+from haystack.dataclasses import ChatMessage, StreamingChunk
 from haystack.utils import Secret, deserialize_secrets_inplace
 
 from qa_service.contract import Answer, Citation
-from qa_service.generation.citations import check_citations, fence
+from qa_service.generation.citations import CitationChecker, SentenceStream, check_citations, fence
 from qa_service.generation.prompts import Prompts, load_prompts
 
 logger = logging.getLogger(__name__)
@@ -87,7 +89,16 @@ class CitedAnswerGenerator:
             )
 
     @component.output_types(answer=Answer, mode_used=str)
-    def run(self, query: str, documents: list[Document], extractive: Answer) -> dict[str, Any]:
+    def run(
+        self,
+        query: str,
+        documents: list[Document],
+        extractive: Answer,
+        on_sentence: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """`on_sentence` streams: the model's tokens are cut into sentences, and each sentence that
+        passes the citation check is handed over (cleaned) as soon as it is complete; joined with
+        spaces they are the final answer. Unchecked text is never handed over."""
         self.warm_up()
         assert self._prompts is not None and self._llm is not None
         given = [d for d in documents if d.content][: self.sources]
@@ -95,15 +106,37 @@ class CitedAnswerGenerator:
             return {"answer": extractive, "mode_used": "extractive-fallback"}
         texts = [d.content or "" for d in given]
         system, user = self._prompts.render(query, fence(texts), self.max_sentences)
+        checker, splitter = CitationChecker(texts), SentenceStream()
+
+        def check(sentences: list[str]) -> None:
+            for sentence in sentences:
+                cleaned = checker.add(sentence)
+                if cleaned is not None and on_sentence is not None:
+                    on_sentence(cleaned)
+
+        def on_chunk(chunk: StreamingChunk) -> None:
+            check(splitter.feed(chunk.content or ""))
+
+        messages = [ChatMessage.from_system(system), ChatMessage.from_user(user)]
+        failed = False
         try:
-            replies = self._llm.run(messages=[ChatMessage.from_system(system), ChatMessage.from_user(user)])["replies"]
+            replies = self._llm.run(messages=messages, streaming_callback=on_chunk if on_sentence else None)["replies"]
             text = (replies[0].text or "") if replies else ""
         except Exception as exc:  # the model server is optional: any failure means the extractive answer
             logger.warning("Generative answer failed (%s: %s); answering extractively", type(exc).__name__, exc)
+            if on_sentence is None or checker.result().outcome == "fallback":
+                return {"answer": extractive, "mode_used": "extractive-fallback"}
+            text, failed = "", True  # sentences already streamed and checked stand; the rest is lost
+        if on_sentence is not None:
+            if not failed:
+                check(splitter.close())
+            checked = checker.result()
+            if failed:
+                checked = replace(checked, outcome="generative-trimmed")
+        elif _DONT_KNOW.match(text):
             return {"answer": extractive, "mode_used": "extractive-fallback"}
-        if _DONT_KNOW.match(text):
-            return {"answer": extractive, "mode_used": "extractive-fallback"}
-        checked = check_citations(text, texts)
+        else:
+            checked = check_citations(text, texts)
         if checked.outcome == "fallback":
             logger.warning(
                 "Generated answer had no supported claim (%d dropped, markers removed: %s); answering extractively",

@@ -62,14 +62,29 @@ def test_generative_failure_is_the_extractive_answer_not_an_error(client: TestCl
     assert (body["answer"], body["citations"]) == (extractive["answer"], extractive["citations"])
 
 
-def test_generative_answer_streams_after_its_check(client: TestClient, llm: FakeOpenAI) -> None:
-    llm.replies.append(Reply(respond=lambda r: f"{first_source(r)} Nothing supports this sentence."))
+def test_generative_answer_streams_checked_sentences(client: TestClient, llm: FakeOpenAI) -> None:
+    def reply(request: dict[str, Any]) -> str:
+        claim = first_source(request)
+        return f"{claim} Nothing supports this sentence. {claim}"
+
+    llm.replies.append(Reply(respond=reply))
     response = client.post("/v1/chat", json={"message": QUESTION, "mode": "generative", "stream": True})
     events = sse_events(response.text)
+    assert llm.requests[0]["stream"] is True  # tokens streamed from the model
     done = json.loads(events[-1][1])
-    deltas = "".join(json.loads(data)["delta"] for name, data in events if name == "answer")
-    assert done["mode_used"] == "generative-trimmed" and deltas == done["answer"]
-    assert "Nothing supports" not in deltas
+    deltas = [json.loads(data)["delta"] for name, data in events if name == "answer"]
+    assert done["mode_used"] == "generative-trimmed" and "".join(deltas) == done["answer"]
+    assert len(deltas) == 2 and "Nothing supports" not in done["answer"]
+    assert [name for name, _ in events][-2:] == ["citations", "done"]
+
+
+def test_streamed_fallback_is_the_extractive_answer(client: TestClient, llm: FakeOpenAI) -> None:
+    llm.replies.append(Reply("The answer is 42 [1]."))
+    events = sse_events(client.post("/v1/chat", json={"message": QUESTION, "mode": "generative", "stream": True}).text)
+    done = json.loads(events[-1][1])
+    extractive = client.post("/v1/chat", json={"message": QUESTION}).json()
+    assert done["mode_used"] == "extractive-fallback" and done["answer"] == extractive["answer"]
+    assert "".join(json.loads(d)["delta"] for n, d in events if n == "answer") == done["answer"]
 
 
 def test_generative_without_a_model_is_a_clear_422(api_settings: Settings) -> None:

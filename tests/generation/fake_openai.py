@@ -19,6 +19,7 @@ class Reply:
     delay: float = 0.0
     raw: bytes | None = None  # sent as is (garbage output)
     respond: Callable[[dict[str, Any]], str] | None = None  # content computed from the request
+    cut_after: int | None = None  # streaming: drop the connection after this many chunks
 
 
 @dataclass
@@ -55,6 +56,9 @@ def fake_openai() -> Iterator[FakeOpenAI]:
                 reply = Reply(reply.respond(body))
             if reply.delay:
                 time.sleep(reply.delay)
+            if body.get("stream") and reply.status == 200 and reply.raw is None:
+                self._stream(reply, body.get("model", "fake"))
+                return
             payload = (
                 reply.raw
                 if reply.raw is not None
@@ -72,6 +76,35 @@ def fake_openai() -> Iterator[FakeOpenAI]:
                 self.wfile.write(payload)
             except (BrokenPipeError, ConnectionResetError):
                 pass
+
+        def _stream(self, reply: Reply, model: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            pieces = [reply.content[i : i + 7] for i in range(0, len(reply.content), 7)]
+            for n, piece in enumerate(pieces):
+                if reply.cut_after is not None and n >= reply.cut_after:
+                    self.wfile.flush()
+                    self.connection.shutdown(2)
+                    return
+                chunk = {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+                }
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+            last = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            }
+            self.wfile.write(f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode())
+            self.wfile.flush()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -110,3 +110,34 @@ def test_serialises_without_the_key(server: FakeOpenAI) -> None:
     data = generator.to_dict()
     assert data["init_parameters"]["api_key"]["env_vars"] == ["QA_LLM_API_KEY"]
     assert CitedAnswerGenerator.from_dict(data).model == "m"
+
+
+def stream(server: FakeOpenAI, *replies: Reply) -> tuple[Answer, str, list[str]]:
+    server.replies.extend(replies)
+    generator = CitedAnswerGenerator(base_url=server.base_url, model="fake-model", prompts_dir=str(ROOT / "prompts"))
+    sentences: list[str] = []
+    out = generator.run(query=QUESTION, documents=DOCS, extractive=EXTRACTIVE, on_sentence=sentences.append)
+    return out["answer"], out["mode_used"], sentences
+
+
+def test_streaming_hands_over_only_checked_sentences(server: FakeOpenAI) -> None:
+    answer, mode, sentences = stream(
+        server,
+        Reply("Troops withdrew from Kherson [1][7]. The war ends in March. Milley saw room for negotiations [3]."),
+    )
+    assert server.requests[0]["stream"] is True
+    assert sentences == ["Troops withdrew from Kherson [1].", "Milley saw room for negotiations [2]."]
+    assert mode == "generative-trimmed" and answer.answer == " ".join(sentences)
+    assert [c.start for c in answer.citations] == [10, 81]
+
+
+def test_a_stream_cut_short_keeps_what_was_checked(server: FakeOpenAI) -> None:
+    text = "Troops withdrew from Kherson [1]. Milley saw room for negotiations [3]."
+    answer, mode, sentences = stream(server, Reply(text, cut_after=7))  # 49 characters arrive
+    assert sentences == ["Troops withdrew from Kherson [1]."] and answer.answer == sentences[0]
+    assert mode == "generative-trimmed"
+
+
+def test_a_stream_with_nothing_supported_falls_back(server: FakeOpenAI) -> None:
+    answer, mode, sentences = stream(server, Reply("The answer is 42 [2]."))
+    assert sentences == [] and mode == "extractive-fallback" and answer == EXTRACTIVE

@@ -13,7 +13,7 @@ from qa_service.api.deps import ChatAuth, ConversationsDep, MetricsDep, ServiceD
 from qa_service.api.routes.responses import errors
 from qa_service.api.schemas import ChatRequest, ChatResponse
 from qa_service.api.sse import SSE_EVENT_SCHEMA, SSE_HEADERS, SSE_MEDIA_TYPE, event, wants_stream
-from qa_service.chat import ChatResult, answer_deltas, converse
+from qa_service.chat import ChatResult, converse, stream_chat
 from qa_service.errors import QAServiceError
 
 router = APIRouter(tags=["chat"])
@@ -63,17 +63,15 @@ def _stream(
 ) -> Iterator[str]:
     """A sync generator: Starlette iterates it in a worker thread, off the event loop."""
     try:
-        result = converse(service, conversations, body.message, body.conversation_id, mode=body.mode)
+        for item in stream_chat(service, conversations, body.message, body.conversation_id, mode=body.mode):
+            if isinstance(item, str):
+                yield event("answer", {"delta": item})
+                continue
+            metrics.answered("chat", item.answer.abstained)
+            yield event("citations", {"citations": [c.model_dump() for c in item.answer.citations]})
+            yield event("done", _response(item).model_dump())
     except QAServiceError as exc:
         yield event("error", {"error": {"code": exc.code, "message": str(exc)}})
-        return
     except Exception:
         logger.exception("Streaming chat failed")
         yield event("error", {"error": {"code": "internal_error", "message": "Internal server error."}})
-        return
-    metrics.answered("chat", result.answer.abstained)
-    answer = result.answer
-    for delta in answer_deltas(answer):
-        yield event("answer", {"delta": delta})
-    yield event("citations", {"citations": [c.model_dump() for c in answer.citations]})
-    yield event("done", _response(result).model_dump())

@@ -24,7 +24,7 @@ from qa_service.api.schemas import (
     Usage,
 )
 from qa_service.api.sse import SSE_EVENT_SCHEMA, SSE_HEADERS, SSE_MEDIA_TYPE
-from qa_service.chat import ChatResult, answer_deltas, converse
+from qa_service.chat import ChatResult, converse, stream_chat
 from qa_service.contract import Turn
 from qa_service.errors import InvalidInputError, QAServiceError
 from qa_service.service import AnswerMode
@@ -123,8 +123,17 @@ def _stream(
     conversations: ConversationsDep,
     metrics: MetricsDep,
 ) -> Iterator[str]:
+    result: ChatResult | None = None
+    started = False
     try:
-        result: ChatResult = converse(service, conversations, question, None, history, _mode(model))
+        for item in stream_chat(service, conversations, question, None, history, _mode(model)):
+            if not started:
+                yield _chunk(completion_id, created, model, {"role": "assistant", "content": ""})
+                started = True
+            if isinstance(item, str):
+                yield _chunk(completion_id, created, model, {"content": item})
+            else:
+                result = item
     except QAServiceError as exc:
         yield f"data: {json.dumps({'error': {'code': exc.code, 'message': str(exc)}})}\n\n"
         return
@@ -132,11 +141,10 @@ def _stream(
         logger.exception("Streaming completion failed")
         yield f"data: {json.dumps({'error': {'code': 'internal_error', 'message': 'Internal server error.'}})}\n\n"
         return
+    if result is None:  # pragma: no cover - stream_chat always ends with the result or raises
+        return
     metrics.answered("openai", result.answer.abstained)
     answer = result.answer
-    yield _chunk(completion_id, created, model, {"role": "assistant", "content": ""})
-    for delta in answer_deltas(answer):
-        yield _chunk(completion_id, created, model, {"content": delta})
     citations = [c.model_dump() for c in answer.citations]
     yield _chunk(
         completion_id,
