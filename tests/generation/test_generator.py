@@ -3,6 +3,8 @@ cleaned answer or the extractive fallback, never an error."""
 
 from __future__ import annotations
 
+import logging
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -100,9 +102,27 @@ def test_a_prompt_injection_in_a_document_does_not_change_the_answer(server: Fak
     ],
     ids=["server-error", "garbage", "dont-know", "empty", "timeout"],
 )
-def test_failures_fall_back_to_the_extractive_answer(server: FakeOpenAI, reply: Reply) -> None:
-    answer, mode = generate(server, reply, timeout=0.5)
+def test_failures_fall_back_to_the_extractive_answer(
+    server: FakeOpenAI, reply: Reply, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="qa_service.generation.generator"):
+        answer, mode = generate(server, reply, timeout=0.5)
     assert mode == "extractive-fallback" and answer == EXTRACTIVE
+    if reply.content != "I don't know.":
+        assert "answering extractively" in caplog.text
+
+
+def test_a_model_server_that_is_down_is_the_extractive_answer(caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here
+    generator = CitedAnswerGenerator(
+        base_url=f"http://127.0.0.1:{port}/v1", model="m", prompts_dir=str(ROOT / "prompts")
+    )
+    with caplog.at_level(logging.WARNING, logger="qa_service.generation.generator"):
+        out = generator.run(query=QUESTION, documents=DOCS, extractive=EXTRACTIVE)
+    assert out == {"answer": EXTRACTIVE, "mode_used": "extractive-fallback"}
+    assert "APIConnectionError" in caplog.text
 
 
 def test_serialises_without_the_key(server: FakeOpenAI) -> None:
