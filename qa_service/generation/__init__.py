@@ -1,0 +1,1 @@
+"""Generative answers grounded in cited sentences (optional LLM; the extractive answer stays the default)."""

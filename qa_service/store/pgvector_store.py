@@ -13,7 +13,6 @@ document's metadata (what filters see). The source text, term frequencies and co
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -27,64 +26,19 @@ from haystack.errors import FilterError
 from haystack.utils import Secret, deserialize_secrets_inplace
 from haystack_integrations.document_stores.pgvector import PgvectorDocumentStore
 from haystack_integrations.document_stores.pgvector.filters import _convert_filters_to_where_clause_and_params
-from psycopg import Connection, sql
-from psycopg.types.json import Jsonb
+from psycopg import sql
 
-from qa_service.errors import IndexMismatchError, IndexNotFoundError, InvalidInputError
-from qa_service.lexical import content_terms
+from qa_service.errors import InvalidInputError
 from qa_service.store.database import keyword_terms
 from qa_service.store.manifest import Manifest, corpus_hash
+from qa_service.store.pgvector_rows import as_vector, count_terms, insert_documents
+from qa_service.store.pgvector_schema import PASSAGES, SENTENCES, IndexIdentity, create_schema, read_meta
 from qa_service.store.postgres import Postgres
 from qa_service.store.records import ApplyResult, SourceDocument, StoredDocument
 from qa_service.store.rows import upserts_from_sentences, validate_source
 
-SCHEMA_VERSION = "pg-1"
-SENTENCES, PASSAGES = "qa_sentences", "qa_passages"
-TOKENS_MIME = "application/x-qa-int8-tokens"
 _SENTENCE_ID = re.compile(r"^(?P<doc>.+):s(?P<k>\d+)$")
 _RESERVED = ("document_id", "source", "start", "end", "sentence_index", "passage_id", "indexed_at")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS qa_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS qa_documents (
-    id TEXT PRIMARY KEY, source TEXT NOT NULL, origin TEXT NOT NULL, content_hash TEXT NOT NULL,
-    text TEXT NOT NULL, meta JSONB NOT NULL DEFAULT '{}', indexed_at DOUBLE PRECISION NOT NULL,
-    sentence_count INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS qa_documents_origin ON qa_documents (origin);
-CREATE TABLE IF NOT EXISTS qa_term_df (term TEXT PRIMARY KEY, df INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS qa_sentences_document ON qa_sentences ((meta->>'document_id'));
-CREATE INDEX IF NOT EXISTS qa_sentences_passage ON qa_sentences ((meta->>'passage_id'));
-CREATE INDEX IF NOT EXISTS qa_passages_document ON qa_passages ((meta->>'document_id'));
-"""
-
-
-def _vector(value: Any) -> np.ndarray:
-    """pgvector's `Vector` (or an array) as float32."""
-    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
-
-
-def _row(key: str, content: str, vector: np.ndarray, meta: dict[str, Any], blob: bytes | None = None) -> dict[str, Any]:
-    """One row of a PgvectorDocumentStore table, as its insert statement takes it: what the
-    integration's converter makes of a Document, without a Python float list per vector (that
-    conversion took 90% of the indexing time)."""
-    return {
-        "id": key,
-        "embedding": np.ascontiguousarray(vector, dtype=np.float32),
-        "content": content.replace("\x00", ""),
-        "blob_data": blob or None,
-        "blob_meta": None,
-        "blob_mime_type": TOKENS_MIME if blob else None,
-        "meta": Jsonb(meta),
-    }
-
-
-def sentence_key(document_id: str, k: int) -> str:
-    return f"{document_id}:s{k}"
-
-
-def passage_key(document_id: str, k: int) -> str:
-    return f"{document_id}:p{k}"
 
 
 class PgvectorSentenceStore:
@@ -119,86 +73,14 @@ class PgvectorSentenceStore:
             for table in (SENTENCES, PASSAGES)
         )
         self._lang = sql.Literal(language)
-        self.db.setup(self._create_schema)
-
-    # --- schema and manifest -----------------------------------------------------------------------
-    def _create_schema(self, conn: Connection[Any]) -> None:
-        meta = self._read_meta(conn)
-        if not meta and not self.create:
-            raise IndexNotFoundError(f"No index in {self.db.where}; run `qa-service index PATH` first.")
-        if meta:
-            if meta.get("schema_version") != SCHEMA_VERSION:
-                raise IndexMismatchError(
-                    f"The database at {self.db.where} holds schema {meta.get('schema_version')!r}; this version "
-                    f"reads {SCHEMA_VERSION!r}. Use an empty database."
-                )
-            if meta.get("language", self.language) != self.language:
-                raise IndexMismatchError(
-                    f"The database at {self.db.where} has keyword indexes for {meta.get('language')!r}; the "
-                    f"settings ask for {self.language!r}. Set QA_PGVECTOR_LANGUAGE back or use another database."
-                )
-            if meta.get("model") != self.model or int(meta.get("dimension", 0)) != self.dimension:
-                raise IndexMismatchError(
-                    f"The database at {self.db.where} was indexed with model {meta.get('model')!r} (dimension "
-                    f"{meta.get('dimension')}), but the settings ask for {self.model!r} (dimension "
-                    f"{self.dimension}). Use another database or set QA_EMBEDDING_MODEL back."
-                )
-        for store in (self.sentences, self.passages):  # the integration creates tables and indexes
-            store._ensure_db_setup()
-            store.close()  # its own connection is only needed again for `filter_documents`
-        for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
-            conn.execute(statement)
-        for table in (SENTENCES, PASSAGES):
-            # Vectors inline in the row: a sentence row with its token blob passes the TOAST threshold,
-            # and out-of-line vectors made every exact distance read ~6 pages (11 ms per search on the
-            # SQuAD subset, where the planner prefers a scan to the HNSW index).
-            conn.execute(
-                sql.SQL("ALTER TABLE {table} ALTER COLUMN embedding SET STORAGE PLAIN").format(
-                    table=sql.Identifier(table)
-                )
-            )
-            # A stored tsvector: ranking reads it instead of parsing every matching row's text again.
-            conn.execute(
-                sql.SQL(
-                    "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS keywords tsvector "
-                    "GENERATED ALWAYS AS (to_tsvector({lang}, coalesce(content, ''))) STORED"
-                ).format(table=sql.Identifier(table), lang=self._lang)
-            )
-            conn.execute(
-                sql.SQL("CREATE INDEX IF NOT EXISTS {index} ON {table} USING GIN (keywords)").format(
-                    index=sql.Identifier(f"{table}_keywords"), table=sql.Identifier(table)
-                )
-            )
-        if not meta:
-            now = str(time.time())
-            values = {
-                "schema_version": SCHEMA_VERSION,
-                "model": self.model,
-                "dimension": str(self.dimension),
-                "language": self.language,
-                "generation": "0",
-                "documents": "0",
-                "sentences": "0",
-                "passages": "0",
-                "created_at": now,
-                "updated_at": now,
-            }
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO qa_meta(key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
-                    list(values.items()),
-                )
-
-    @staticmethod
-    def _read_meta(conn: Connection[Any]) -> dict[str, str]:
-        exists = conn.execute("SELECT to_regclass('qa_meta') IS NOT NULL").fetchone()
-        if not exists or not exists[0]:
-            return {}
-        return {k: v for k, v in conn.execute("SELECT key, value FROM qa_meta").fetchall()}
+        identity = IndexIdentity(model, dimension, language)
+        self.db.setup(
+            lambda conn: create_schema(conn, (self.sentences, self.passages), identity, self.db.where, create)
+        )
 
     def _meta(self) -> dict[str, str]:
         with self.db.connection() as conn:
-            return self._read_meta(conn)
+            return read_meta(conn)
 
     @property
     def generation(self) -> int:
@@ -277,9 +159,9 @@ class PgvectorSentenceStore:
                 r[0] for r in conn.execute("DELETE FROM qa_documents WHERE id = ANY(%s) RETURNING id", (targets,))
             ]
             now = time.time()
-            self._insert(conn, upserts, now)
+            insert_documents(conn, upserts, now, self.sentences, self.passages)
             new_texts = [d.text[a:b] for d in upserts for a, b, _ in d.sentences]
-            self._count_terms(conn, gone_texts, new_texts)
+            count_terms(conn, gone_texts, new_texts)
             generation = int(
                 conn.execute(
                     "UPDATE qa_meta SET value = (value::bigint + 1)::text WHERE key = 'generation' RETURNING value"
@@ -298,76 +180,6 @@ class PgvectorSentenceStore:
                 cur.execute("UPDATE qa_meta SET value = %s WHERE key = 'updated_at'", (str(now),))
         deleted = [d for d in deletes if d in set(removed)]
         return ApplyResult(generation, [d.id for d in upserts], deleted)
-
-    def _insert(self, conn: Connection[Any], upserts: list[SourceDocument], now: float) -> None:
-        if not upserts:
-            return
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO qa_documents(id, source, origin, content_hash, text, meta, indexed_at, sentence_count) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (
-                        d.id,
-                        d.source,
-                        d.origin,
-                        d.content_hash,
-                        d.text.replace("\x00", ""),
-                        json.dumps(d.meta),
-                        now,
-                        len(d.sentences),
-                    )
-                    for d in upserts
-                ],
-            )
-        passages: list[dict[str, Any]] = []
-        sentences: list[dict[str, Any]] = []
-        for doc in upserts:
-            for k, (start, end) in enumerate(doc.passages):
-                meta = {"document_id": doc.id, "passage_index": k, "start": start, "end": end}
-                passages.append(
-                    _row(
-                        passage_key(doc.id, k), f"{doc.source}\n{doc.text[start:end]}", doc.passage_embeddings[k], meta
-                    )
-                )
-            for k, (start, end, passage) in enumerate(doc.sentences):
-                meta = {
-                    **doc.meta,
-                    "document_id": doc.id,
-                    "source": doc.source,
-                    "start": start,
-                    "end": end,
-                    "sentence_index": k,
-                    "passage_id": passage_key(doc.id, passage),
-                    "indexed_at": now,
-                }
-                tokens = doc.sentence_tokens[k] if doc.sentence_tokens else None
-                sentences.append(
-                    _row(sentence_key(doc.id, k), doc.text[start:end], doc.sentence_embeddings[k], meta, tokens)
-                )
-        for store, rows in ((self.passages, passages), (self.sentences, sentences)):
-            if rows:
-                with conn.cursor() as cur:
-                    cur.executemany(store._build_insert_statement(DuplicatePolicy.FAIL), rows)
-
-    @staticmethod
-    def _count_terms(conn: Connection[Any], removed: list[str], added: list[str]) -> None:
-        counts: dict[str, int] = {}
-        for texts, delta in ((removed, -1), (added, 1)):
-            for text in texts:
-                for term in content_terms(text):
-                    counts[term] = counts.get(term, 0) + delta
-        changes = sorted((t, d) for t, d in counts.items() if d)
-        if not changes:
-            return
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO qa_term_df(term, df) VALUES (%s, %s) "
-                "ON CONFLICT (term) DO UPDATE SET df = qa_term_df.df + EXCLUDED.df",
-                changes,
-            )
-        if removed:
-            conn.execute("DELETE FROM qa_term_df WHERE term = ANY(%s) AND df <= 0", ([t for t, _ in changes],))
 
     # --- reading: search -------------------------------------------------------------------------
     def _dense(self, table: str, query: np.ndarray, k: int, filters: dict[str, Any] | None) -> list[tuple[str, float]]:
@@ -453,7 +265,7 @@ class PgvectorSentenceStore:
                 "source": meta["source"],
             }
             if vectors:
-                row["embedding"] = _vector(r["embedding"]).tobytes()
+                row["embedding"] = as_vector(r["embedding"]).tobytes()
                 row["tokens"] = bytes(r["blob_data"] or b"")
             out.append(row)
         return out
@@ -468,7 +280,7 @@ class PgvectorSentenceStore:
         if not ids:
             return {}
         rows = self.db.rows(f"SELECT id, embedding FROM {PASSAGES} WHERE id = ANY(%s)", (list(ids),))
-        return {r["id"]: _vector(r["embedding"]) for r in rows}
+        return {r["id"]: as_vector(r["embedding"]) for r in rows}
 
     def term_frequencies(self, terms: list[str]) -> dict[str, int]:
         if not terms:
