@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from qa_service.contract import Answer, Turn
+from qa_service.contract import Answer, AnswerMode, Turn
 from qa_service.conversations import ConversationStore
-from qa_service.service import AnswerMode, QAService
+from qa_service.service import QAService
 
 
 @dataclass(frozen=True)

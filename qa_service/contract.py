@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+AnswerMode = Literal["extractive", "generative"]
+
 
 class Citation(BaseModel):
     index: int = Field(..., ge=1, description="1-based; the [n] marker used in the answer.")

@@ -6,11 +6,11 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from haystack import Document
 
-from qa_service.contract import Answer, Turn
+from qa_service.contract import Answer, AnswerMode, Turn
 from qa_service.errors import DocumentNotFoundError, InvalidInputError
 from qa_service.followups import resolve_follow_up
 from qa_service.indexer import Indexer, IndexReport, TextSource
@@ -24,7 +24,6 @@ from qa_service.store.records import StoredDocument
 logger = logging.getLogger(__name__)
 
 UPLOAD_ORIGIN = "upload:"
-AnswerMode = Literal["extractive", "generative"]
 __all__ = ["DetailedAnswer", "IndexReport", "QAService", "TextSource"]
 
 

@@ -6,6 +6,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from qa_service.contract import AnswerMode
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -99,7 +101,7 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(2000, ge=1)
     weights: RankerWeights = RankerWeights()
     abstention: AbstentionModel = AbstentionModel()
-    answer_mode: Literal["extractive", "generative"] = Field(
+    answer_mode: AnswerMode = Field(
         "extractive", description="Default answer mode; a request can ask for the other (generative needs an LLM)."
     )
     llm_base_url: str | None = Field(

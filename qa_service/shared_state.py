@@ -54,6 +54,7 @@ class EventLog(Protocol):
 
 
 def create_schema(conn: Connection[Any]) -> None:
+    """The tables of the three classes below (idempotent; `open_state` runs it under the setup lock)."""
     for statement in _SCHEMA.split(";"):
         conn.execute(statement)
 
@@ -61,7 +62,6 @@ def create_schema(conn: Connection[Any]) -> None:
 class PostgresConversationStore(ConversationStore):
     def __init__(self, db: Postgres, ttl_seconds: float = 7 * 24 * 3600, max_turns: int = 200) -> None:
         self.db, self.ttl, self.max_turns = db, ttl_seconds, max_turns
-        db.setup(create_schema)
 
     def get(self, conversation_id: str) -> Conversation | None:
         with self.db.transaction(writer_lock=False) as conn:
@@ -129,7 +129,6 @@ class PostgresRateLimiter:
 
     def __init__(self, db: Postgres, per_minute: int, burst: int) -> None:
         self.db, self.rate, self.burst = db, per_minute / 60.0, float(burst)
-        db.setup(create_schema)
 
     def hit(self, identity: str) -> None:
         from qa_service.api.security import RateLimitedError
@@ -154,7 +153,6 @@ class PostgresSeenEvents:
 
     def __init__(self, db: Postgres, ttl_seconds: float = 3600) -> None:
         self.db, self.ttl = db, ttl_seconds
-        db.setup(create_schema)
 
     def first_time(self, event_id: str) -> bool:
         if random.random() < 0.01:
@@ -182,6 +180,7 @@ def open_state(settings: Settings) -> SharedState:
         db = Postgres.shared(
             settings.database_url.get_secret_value(), settings.database_pool_size, settings.pgvector_ef_search
         )
+        db.setup(create_schema)  # the tables of all three, before any is used
         return SharedState(
             PostgresConversationStore(db, ttl_seconds=settings.conversation_ttl_seconds),
             PostgresRateLimiter(db, settings.rate_limit_per_minute, settings.rate_limit_burst),

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from qa_service.contract import Answer, Citation
+from qa_service.contract import Answer, AnswerMode, Citation
 
 
 def _not_blank(value: str) -> str:
@@ -21,7 +21,7 @@ class ChatRequest(BaseModel):
     )
     conversation_id: str | None = Field(None, description="Continue a conversation; omit to start one.")
     stream: bool = Field(False, description="Stream server-sent events (same as `Accept: text/event-stream`).")
-    mode: Literal["extractive", "generative"] | None = Field(
+    mode: AnswerMode | None = Field(
         None,
         description="extractive: the cited source sentences; generative: a written answer whose every sentence cites "
         "a supporting source (needs an LLM on the server; falls back to extractive, see `mode_used`). "

@@ -22,7 +22,7 @@ from qa_service.ingest.segmentation import split_sentences
 def evaluate_support(path: Path, seed: int = 5) -> dict[str, Any]:
     data = json.loads(path.read_text())["data"]
     rng = random.Random(seed)
-    cases: list[tuple[str, list[str], list[str]]] = []  # (claim, sentences holding the answer, others)
+    cases: list[tuple[str, list[str], list[str], list[str]]] = []  # (claim, answers, holding, others)
     all_sentences: list[tuple[str, str]] = []
     for article in data:
         for paragraph in article["paragraphs"]:
@@ -36,16 +36,16 @@ def evaluate_support(path: Path, seed: int = 5) -> dict[str, Any]:
                 holding = [s for s in sentences if contains_answer(s, answers)]
                 others = [s for s in sentences if not contains_answer(s, answers)]
                 if holding:
-                    cases.append((f"{qa['question'].strip()} {answers[0].strip()}.", holding, others))
+                    cases.append((f"{qa['question'].strip()} {answers[0].strip()}.", answers, holding, others))
     accepted = {"positive": 0, "hard": 0, "easy": 0}
     totals = {"positive": 0, "hard": 0, "easy": 0}
-    for claim, holding, others in cases:
+    for claim, answers, holding, others in cases:
         checks = [("positive", holding[0])]
         if others:
             checks.append(("hard", rng.choice(others)))
         checks.append(("easy", rng.choice(all_sentences)[1]))
         for kind, sentence in checks:
-            if kind == "easy" and contains_answer(sentence, [claim]):
+            if kind == "easy" and contains_answer(sentence, answers):
                 continue
             totals[kind] += 1
             accepted[kind] += supports(claim, sentence)

@@ -41,6 +41,15 @@ _SENTENCE_ID = re.compile(r"^(?P<doc>.+):s(?P<k>\d+)$")
 _RESERVED = ("document_id", "source", "start", "end", "sentence_index", "passage_id", "indexed_at")
 
 
+def _where(filters: dict[str, Any]) -> tuple[sql.Composable, tuple[Any, ...]]:
+    """A Haystack filter as ` WHERE ...` and its parameters (the integration's translation)."""
+    try:
+        where, params = _convert_filters_to_where_clause_and_params(filters)
+    except FilterError as exc:
+        raise InvalidInputError(f"Invalid filter: {exc}") from exc
+    return where, tuple(params)
+
+
 class PgvectorSentenceStore:
     """Sentence-level store over PostgreSQL + pgvector; any number of processes may share it."""
 
@@ -178,7 +187,8 @@ class PgvectorSentenceStore:
                     [(delta, key) for key, delta in deltas.items()],
                 )
                 cur.execute("UPDATE qa_meta SET value = %s WHERE key = 'updated_at'", (str(now),))
-        deleted = [d for d in deletes if d in set(removed)]
+        gone = set(removed)
+        deleted = [d for d in deletes if d in gone]
         return ApplyResult(generation, [d.id for d in upserts], deleted)
 
     # --- reading: search -------------------------------------------------------------------------
@@ -189,13 +199,7 @@ class PgvectorSentenceStore:
         vector = np.asarray(query, dtype=np.float32)
         if vector.shape != (self.dimension,):
             raise InvalidInputError(f"Query vector of shape {vector.shape}; the index expects ({self.dimension},).")
-        where: sql.Composable = sql.SQL("")
-        params: tuple[Any, ...] = ()
-        if filters:
-            try:
-                where, params = _convert_filters_to_where_clause_and_params(filters)
-            except FilterError as exc:
-                raise InvalidInputError(f"Invalid filter: {exc}") from exc
+        where, params = _where(filters) if filters else (sql.SQL(""), ())
         query_sql = (
             sql.SQL("SELECT id, 1 - (embedding <=> %s) AS score FROM {table}").format(table=sql.Identifier(table))
             + where
@@ -213,10 +217,7 @@ class PgvectorSentenceStore:
         return self._dense(PASSAGES, query, k, None)
 
     def allowed_sentence_ids(self, filters: dict[str, Any]) -> list[str]:
-        try:
-            where, params = _convert_filters_to_where_clause_and_params(filters)
-        except FilterError as exc:
-            raise InvalidInputError(f"Invalid filter: {exc}") from exc
+        where, params = _where(filters)
         return [r["id"] for r in self.db.rows(sql.SQL(f"SELECT id FROM {SENTENCES}") + where, params)]
 
     def _keyword(self, table: str, text: str, k: int, restrict: list[str] | None) -> list[tuple[str, float]]:

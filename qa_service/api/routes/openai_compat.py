@@ -25,9 +25,8 @@ from qa_service.api.schemas import (
 )
 from qa_service.api.sse import SSE_EVENT_SCHEMA, SSE_HEADERS, SSE_MEDIA_TYPE
 from qa_service.chat import ChatResult, converse, stream_chat
-from qa_service.contract import Turn
+from qa_service.contract import AnswerMode, Turn
 from qa_service.errors import InvalidInputError, QAServiceError
-from qa_service.service import AnswerMode
 
 router = APIRouter(tags=["openai"])
 logger = logging.getLogger(__name__)
