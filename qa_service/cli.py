@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -159,11 +159,79 @@ def eval_squad(
         metrics = evaluate_squad(file, Settings(), limit=limit)
     except QAServiceError as exc:
         raise _fail(exc) from exc
+    _print_metrics(metrics, as_json)
+
+
+def _print_metrics(metrics: dict[str, Any], as_json: bool) -> None:
+    from qa_service.evaluation.metrics import format_table
+
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
-    else:
-        for key, value in metrics.items():
-            typer.echo(f"{key:28} {value}")
+        return
+    for key, value in metrics.items():
+        if key not in ("thresholds", "failures"):
+            typer.echo(f"{key:32} {value}")
+    typer.echo("\n" + format_table(metrics["thresholds"]))
+    for failure in metrics.get("failures", []):
+        typer.echo(
+            f"\nwrong: {failure['question']}\n  expected: {failure['expected']}\n  got: {failure['got']}"
+            f" (confidence {failure['confidence']})"
+        )
+
+
+@eval_app.command("questions")
+def eval_questions(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="JSONL: {question, expect} or {question, unanswerable: true}, optionally with history.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    index_dir: IndexDir = None,
+    documents: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--documents",
+            help="Index these files or folders into a temporary index and ask there (default: ask the existing index).",
+            exists=True,
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """Ask your own questions against your own documents: right citations, refusals, AUROC, thresholds."""
+    import tempfile
+
+    from qa_service.evaluation.questions import evaluate_questions, load_questions
+    from qa_service.service import QAService
+
+    try:
+        questions = load_questions(file)
+        with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
+            settings = _settings(Path(tmp) if documents else index_dir)
+            service = QAService(settings, create_index=bool(documents))
+            if documents:
+                service.index_paths(documents)
+            metrics = evaluate_questions(service, questions)
+            service.store.close()
+    except QAServiceError as exc:
+        raise _fail(exc) from exc
+    _print_metrics(metrics, as_json)
+
+
+@eval_app.command("fit-abstention")
+def eval_fit_abstention(
+    file: Annotated[Path, typer.Argument(help="The tuning file (never the validation file).", exists=True)],
+    answered: Annotated[float, typer.Option(min=0.5, max=1.0, help="Share of answerable questions to answer.")] = 0.93,
+) -> None:
+    """Refit the abstention model (the defaults of QA_ABSTENTION__*) and print it with its recipe."""
+    from qa_service.evaluation.fit_abstention import fit_abstention
+
+    try:
+        typer.echo(json.dumps(fit_abstention(file, Settings(), answered), indent=2))
+    except QAServiceError as exc:
+        raise _fail(exc) from exc
 
 
 @eval_app.command("support")

@@ -91,10 +91,11 @@ class QAService:
                     "keyword": {"query": query, "filters": filters},
                     "passages": {"filters": filters},
                     "ranker": {"query": query},
+                    "grounding": {"query": query},
                 },
-                include_outputs_from=frozenset({"ranker"}),
+                include_outputs_from=frozenset({"grounding"}),
             )
-        answer, ranked = result["answer_builder"]["answer"], result["ranker"]["documents"]
+        answer, ranked = result["answer_builder"]["answer"], result["grounding"]["documents"]
         if mode == "generative" and self._generator is not None:
             if answer.abstained:  # the documents do not hold the answer: no model can cite one
                 answer = answer.model_copy(update={"mode_used": "extractive-fallback"})

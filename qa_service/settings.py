@@ -35,16 +35,20 @@ class RankerWeights(BaseModel):
 class AbstentionModel(BaseModel):
     """Logistic model over the best sentence's raw evidence -> confidence in [0, 1].
 
-    Fitted on the SQuAD 2.0 subset: positives are answerable questions whose best sentence holds the
-    answer, negatives the same questions asked with their own article filtered out (the documents do
-    not hold the answer). See README, "Abstention".
+    Fitted on the SQuAD 2.0 subset by `qa-service eval fit-abstention` (recipe in
+    `qa_service/evaluation/fit_abstention.py`): positives are answerable questions whose best sentence
+    holds the answer; negatives are wrong answers, the file's unanswerable questions, the questions
+    asked with their own article filtered out, and entity swaps (a name replaced by one the article
+    never mentions). `ungrounded` weighs each of the question's names and numbers that the cited
+    sentence's document does not contain. See README, "Abstention".
     """
 
-    bias: float = -13.06
-    late_interaction: float = 12.35
-    coverage: float = 4.9
-    dense_titled: float = 11.26
-    threshold: float = 0.5
+    bias: float = -4.368
+    late_interaction: float = 7.311
+    coverage: float = -0.327
+    dense_titled: float = 1.097
+    ungrounded: float = -2.349
+    threshold: float = 0.35
 
 
 class Settings(BaseSettings):

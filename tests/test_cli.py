@@ -120,3 +120,36 @@ def test_serve_with_two_worker_processes(tmp_path: Path, seeds_copy: Path) -> No
             follow = ask({"message": "Who said so?", "conversation_id": str(first["conversation_id"])})
             assert follow["conversation_id"] == first["conversation_id"]
         assert follow["turn"] == 14
+
+
+def test_eval_questions_reports_metrics_and_failures(tmp_path: Path, seeds_copy: Path) -> None:
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        '{"question": "How many troops withdrew from Kherson?", "expect": "20,000 to 30,000"}\n'
+        '{"question": "What is the capital of France?", "unanswerable": true}\n'
+        '{"question": "What did he say about negotiations?", "history": ["Who is Mark Milley?"], '
+        '"expect": "window of opportunity"}\n'
+    )
+    result = runner.invoke(app, ["eval", "questions", str(questions), "--documents", str(seeds_copy), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    assert metrics["questions"] == 3 and metrics["answerable"] == 2 and metrics["unanswerable"] == 1
+    # QA_ABSTENTION__THRESHOLD=0 here: nothing is refused, so the off-topic question is a failure
+    assert metrics["abstain_rate_unanswerable"] == 0.0
+    failed = [f["question"] for f in metrics["failures"]]
+    assert "What is the capital of France?" in failed and "How many troops withdrew from Kherson?" not in failed
+    assert {r["threshold"] for r in metrics["thresholds"]} >= {0.5, 0.8}
+    plain = runner.invoke(app, ["eval", "questions", str(questions), "--documents", str(seeds_copy)])
+    assert "auroc_right_vs_unanswerable" in plain.output and "wrong: What is the capital of France?" in plain.output
+
+
+def test_eval_questions_names_the_bad_line(tmp_path: Path) -> None:
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        '{"question": "ok?", "expect": "x"}\n{"question": "both?", "expect": "x", "unanswerable": true}\n'
+    )
+    result = runner.invoke(app, ["eval", "questions", str(questions)])
+    assert result.exit_code == 2 and "line 2" in result.output and "either" in result.output
+    questions.write_text("not json\n")
+    result = runner.invoke(app, ["eval", "questions", str(questions)])
+    assert result.exit_code == 2 and "line 1" in result.output

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from qa_service.errors import InvalidInputError
+from qa_service.evaluation.metrics import Outcome, auroc, rate, summarize
 from qa_service.service import QAService, TextSource
 from qa_service.settings import Settings
 
@@ -67,50 +68,51 @@ def load_squad(path: Path) -> tuple[list[TextSource], list[Question]]:
 
 
 def evaluate_squad(path: Path, settings: Settings, limit: int | None = None) -> dict[str, Any]:
+    """Index the file's paragraphs into a temporary index and ask every question against all of them.
+
+    Besides the file's own (adversarial) unanswerable questions, every answerable question is asked
+    again with its own article filtered out: the documents then do not hold the answer
+    (`abstain_rate_offtopic`)."""
     documents, questions = load_squad(path)
     if limit is not None and limit < len(questions):
         # Spread over the whole file: the first N questions would all come from the first article.
         questions = [questions[int(i * len(questions) / limit)] for i in range(limit)]
+    outcomes: list[Outcome] = []
+    offtopic: list[Outcome] = []
+    latencies: list[float] = []
     with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
         service = QAService(settings.model_copy(update={"index_dir": Path(tmp)}))
         service.warm_up()
         report = service.index_texts(documents)
-        hits1 = hits3 = answerable = answered = unanswerable = abstained_unanswerable = abstained_offtopic = 0
-        latencies = []
         for question in questions:
             started = time.perf_counter()
             detailed = service.ask_detailed(question.text)
             latencies.append((time.perf_counter() - started) * 1000)
+            answer = detailed.answer
             if question.impossible:
-                unanswerable += 1
-                abstained_unanswerable += detailed.answer.abstained
+                outcomes.append(Outcome(False, answer.confidence, answer.abstained))
                 continue
-            answerable += 1
-            answered += not detailed.answer.abstained
             top = [d.content or "" for d in detailed.ranked[:3]]
-            hits1 += bool(top) and contains_answer(top[0], question.answers)
-            hits3 += any(contains_answer(s, question.answers) for s in top)
-            # The same question against the corpus without its own article: the documents do not hold it.
-            offtopic = {"field": "meta.source", "operator": "!=", "value": question.source}
-            abstained_offtopic += service.ask(question.text, filters=offtopic).abstained
+            hit1 = bool(top) and contains_answer(top[0], question.answers)
+            hit3 = any(contains_answer(s, question.answers) for s in top)
+            outcomes.append(Outcome(True, answer.confidence, answer.abstained, hit1, hit3))
+            other = service.ask(
+                question.text, filters={"field": "meta.source", "operator": "!=", "value": question.source}
+            )
+            offtopic.append(Outcome(False, other.confidence, other.abstained))
         service.store.close()
 
-    def rate(n: int, d: int) -> float:
-        return round(n / d, 4) if d else 0.0
-
+    metrics = summarize(outcomes)
     return {
         "questions": len(questions),
-        "answerable": answerable,
-        "unanswerable": unanswerable,
         "documents": len(documents),
         "sentences": report.sentences,
-        "top1_sentence_hit": rate(hits1, answerable),
-        "top3_sentence_hit": rate(hits3, answerable),
-        "answered_rate_answerable": rate(answered, answerable),
-        "abstain_rate_unanswerable": rate(abstained_unanswerable, unanswerable),
-        "abstain_rate_offtopic": rate(abstained_offtopic, answerable),
+        **{k: v for k, v in metrics.items() if k != "thresholds"},
+        "abstain_rate_offtopic": rate(sum(o.abstained for o in offtopic), len(offtopic)),
+        "auroc_right_vs_offtopic": auroc([o.confidence for o in outcomes if o.hit1], [o.confidence for o in offtopic]),
         "p50_ms": round(float(np.percentile(latencies, 50)), 2) if latencies else 0.0,
         "p95_ms": round(float(np.percentile(latencies, 95)), 2) if latencies else 0.0,
         "index_seconds": round(report.seconds, 2),
         "model": settings.embedding_model,
+        "thresholds": metrics["thresholds"],
     }

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 _BLOCK_BREAK = re.compile(r"\n[ \t]*\n")
+# A line that ends with sentence punctuation ends its sentence, whatever Punkt thinks of the word
+# before it ("... the end of World War I.\nKherson, in southern Ukraine, ..." is two sentences).
+_LINE_END = re.compile(r"[.!?][\"'”’)\]]*(?=[ \t]*\n)")
 
 
 @dataclass(frozen=True)
@@ -47,9 +51,11 @@ def split_sentences(text: str) -> list[tuple[Span, int]]:
     for block_no, block in enumerate(_blocks(text)):
         chunk = text[block.start : block.end]
         for a, b in tokenizer.span_tokenize(chunk):
-            span = _trim(text, block.start + a, block.start + b)
-            if span is not None:
-                out.append((span, block_no))
+            cuts = [a, *(m.end() for m in _LINE_END.finditer(chunk, a, b) if m.end() < b), b]
+            for start, end in itertools.pairwise(cuts):
+                span = _trim(text, block.start + start, block.start + end)
+                if span is not None:
+                    out.append((span, block_no))
     return out
 
 

@@ -20,6 +20,7 @@ def support_probability(evidence: dict[str, float], model: AbstentionModel) -> f
         + model.late_interaction * evidence.get("late_interaction", 0.0)
         + model.coverage * evidence.get("coverage", 0.0)
         + model.dense_titled * evidence.get("dense_titled", 0.0)
+        + model.ungrounded * evidence.get("ungrounded", 0.0)
     )
     return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 

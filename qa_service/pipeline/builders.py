@@ -12,6 +12,7 @@ from qa_service.encoders import Encoder, get_encoder
 from qa_service.ingest.splitter import SentenceSplitter
 from qa_service.pipeline.answer import AnswerBuilder
 from qa_service.pipeline.embedders import QueryEmbedder, SentenceEmbedder
+from qa_service.pipeline.grounding import GroundingChecker
 from qa_service.pipeline.ranker import SentenceRanker
 from qa_service.pipeline.retrievers import DenseSentenceRetriever, KeywordSentenceRetriever, PassageSentenceRetriever
 from qa_service.settings import Settings
@@ -95,7 +96,7 @@ def build_indexing_pipeline(settings: Settings) -> Pipeline:
 
 
 def build_query_pipeline(settings: Settings, store: SentenceStore) -> Pipeline:
-    """query -> (dense sentences | BM25 sentences | passage sentences) -> join -> rank -> answer."""
+    """query -> (dense sentences | BM25 sentences | passage sentences) -> join -> rank -> ground -> answer."""
     k = settings.sentence_candidates
     pipeline = Pipeline()
     pipeline.add_component("query_embedder", QueryEmbedder(**_encoder_args(settings)))
@@ -107,6 +108,7 @@ def build_query_pipeline(settings: Settings, store: SentenceStore) -> Pipeline:
         "ranker",
         SentenceRanker(store, weights=settings.weights.model_dump()),
     )
+    pipeline.add_component("grounding", GroundingChecker(store, check=settings.max_citations))
     pipeline.add_component(
         "answer_builder",
         AnswerBuilder(
@@ -122,7 +124,8 @@ def build_query_pipeline(settings: Settings, store: SentenceStore) -> Pipeline:
     for name in ("dense", "keyword", "passages"):
         pipeline.connect(f"{name}.documents", "joiner.documents")
     pipeline.connect("joiner.documents", "ranker.documents")
-    pipeline.connect("ranker.documents", "answer_builder.documents")
+    pipeline.connect("ranker.documents", "grounding.documents")
+    pipeline.connect("grounding.documents", "answer_builder.documents")
     return pipeline
 
 

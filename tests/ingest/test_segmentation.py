@@ -46,3 +46,14 @@ def test_splitter_component_outputs_offsets_and_roundtrips() -> None:
     assert [p.content for p in out["passages"]] == ["Alpha is first. Beta is second.", "Gamma is third."]
     clone = SentenceSplitter.from_dict(splitter.to_dict())
     assert clone.passage_max_words == 50
+
+
+def test_a_line_ending_in_sentence_punctuation_ends_the_sentence() -> None:
+    # Punkt alone reads "War I." as an initial and runs on into the next line.
+    text = "Milley noted the end of World War I.\nKherson was annexed in September.\nNo break here\nat all."
+    sentences = [text[s.start : s.end] for s, _ in split_sentences(text)]
+    assert sentences == [
+        "Milley noted the end of World War I.",
+        "Kherson was annexed in September.",
+        "No break here\nat all.",
+    ]

@@ -33,7 +33,13 @@ def test_lexical_features() -> None:
 
 def test_answer_builder_abstains_below_threshold_and_cites_close_sentences() -> None:
     builder = AnswerBuilder(max_citations=3, citation_margin=1.0)
-    assert support_probability(STRONG, builder.abstention) > 0.9 > 0.01 > support_probability(WEAK, builder.abstention)
+    strong, weak = support_probability(STRONG, builder.abstention), support_probability(WEAK, builder.abstention)
+    assert strong > 0.8 and weak < 0.15 and builder.abstention.threshold > 2 * weak
+    # A name or number of the question that the document never mentions counts against the answer:
+    # the evidence of "How many troops withdrew from Kyiv?" against the Kherson sentence.
+    kyiv = {"late_interaction": 0.70, "coverage": 0.15, "dense_titled": 0.69}
+    assert support_probability(kyiv, builder.abstention) > builder.abstention.threshold
+    assert support_probability({**kyiv, "ungrounded": 1.0}, builder.abstention) < builder.abstention.threshold
     out = builder.run([ranked(2.0, WEAK)])["answer"]
     assert out.abstained and out.answer == ABSTAIN_MESSAGE and out.citations == []
     docs = [
