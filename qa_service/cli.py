@@ -223,7 +223,7 @@ def eval_questions(
 @eval_app.command("fit-abstention")
 def eval_fit_abstention(
     file: Annotated[Path, typer.Argument(help="The tuning file (never the validation file).", exists=True)],
-    answered: Annotated[float, typer.Option(min=0.5, max=1.0, help="Share of answerable questions to answer.")] = 0.93,
+    answered: Annotated[float, typer.Option(min=0.5, max=1.0, help="Share of answerable questions to answer.")] = 0.95,
 ) -> None:
     """Refit the abstention model (the defaults of QA_ABSTENTION__*) and print it with its recipe."""
     from qa_service.evaluation.fit_abstention import fit_abstention

@@ -43,12 +43,12 @@ class AbstentionModel(BaseModel):
     sentence's document does not contain. See README, "Abstention".
     """
 
-    bias: float = -4.368
-    late_interaction: float = 7.311
-    coverage: float = -0.327
-    dense_titled: float = 1.097
-    ungrounded: float = -2.349
-    threshold: float = 0.35
+    bias: float = -3.097
+    late_interaction: float = 4.061
+    coverage: float = -0.181
+    dense_titled: float = 0.61
+    ungrounded: float = -1.296
+    threshold: float = 0.25
 
 
 class Settings(BaseSettings):

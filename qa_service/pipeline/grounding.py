@@ -76,7 +76,15 @@ def question_focus(question: str) -> str | None:
     if match is None:
         return None
     head = (match.group(2) or match.group(3)).lower()
-    return None if head in _NOT_NAMES or head in STOPWORDS else stem(head)
+    return None if head in _NOT_NAMES or head in STOPWORDS else head
+
+
+def word_forms(word: str) -> list[str]:
+    """The stems a word can be indexed under ("refugees" -> refuge, refugee)."""
+    forms = [stem(word), word]
+    if word.endswith("s"):
+        forms.append(stem(word[:-1]))
+    return list(dict.fromkeys(forms))
 
 
 def document_vocabulary(text: str) -> frozenset[str]:
@@ -133,7 +141,7 @@ class GroundingChecker:
     @component.output_types(documents=list[Document])
     def run(self, query: str, documents: list[Document]) -> dict[str, list[Document]]:
         focus = question_focus(query)
-        absent_focus = focus is not None and self.document_store.term_frequencies([focus]).get(focus, 0) == 0
+        absent_focus = focus is not None and not any(self.document_store.term_frequencies(word_forms(focus)).values())
         names = question_names(query)
         for doc in documents[: self.check]:
             missing = [focus] if absent_focus and focus else []

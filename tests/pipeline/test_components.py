@@ -34,7 +34,7 @@ def test_lexical_features() -> None:
 def test_answer_builder_abstains_below_threshold_and_cites_close_sentences() -> None:
     builder = AnswerBuilder(max_citations=3, citation_margin=1.0)
     strong, weak = support_probability(STRONG, builder.abstention), support_probability(WEAK, builder.abstention)
-    assert strong > 0.8 and weak < 0.15 and builder.abstention.threshold > 2 * weak
+    assert strong > 2 * builder.abstention.threshold and weak < 0.6 * builder.abstention.threshold
     # A name or number of the question that the document never mentions counts against the answer:
     # the evidence of "How many troops withdrew from Kyiv?" against the Kherson sentence.
     kyiv = {"late_interaction": 0.70, "coverage": 0.15, "dense_titled": 0.69}
