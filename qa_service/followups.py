@@ -12,6 +12,7 @@ _ANAPHORA = frozenset(
     former latter
     """.split()
 )
+_AUXILIARIES = frozenset("is are was were did does do has have had can could will would should".split())
 _PRONOUN = re.compile(r"\b(he|she|they|him|her|them|his|their|hers|theirs)\b", re.IGNORECASE)
 _POSSESSIVE = {"his", "their", "hers", "theirs"}
 # Capitalised words not at the start of a sentence: the names a pronoun can refer to.
@@ -25,7 +26,11 @@ def resolve_follow_up(question: str, earlier: list[str]) -> str:
     if not earlier:
         return question
     words = {w.lower().strip("?.,!'\"") for w in question.split()}
-    if not (words & _ANAPHORA or len(content_terms(question)) <= 2):
+    # A short question is a follow-up ("And in September?", "What about Luhansk?"), unless it is a
+    # whole question that names its own subject ("What is the capital of France?" is a new one).
+    whole = bool(_NAME.search(question) and words & _AUXILIARIES)
+    short = len(content_terms(question)) <= 2 and not whole
+    if not (words & _ANAPHORA or short):
         return question
     names = list(dict.fromkeys(n for text in earlier for n in _NAME.findall(text) if n.lower() not in words))
     if not names:

@@ -89,3 +89,13 @@ def test_index_texts_prunes_by_origin_prefix(service: QAService) -> None:
     assert [d.source for d in service.store.list_documents()] == ["a"]
     with pytest.raises(InvalidInputError):
         service.index_texts([TextSource("blank", "   ")])
+
+
+def test_a_short_whole_question_with_its_own_subject_is_not_a_follow_up() -> None:
+    from qa_service.followups import resolve_follow_up
+
+    earlier = ["How many troops withdrew from Kherson?"]
+    assert resolve_follow_up("What is the capital of France?", earlier) == "What is the capital of France?"
+    # fragments stay follow-ups, names or not
+    assert resolve_follow_up("And in September?", earlier) != "And in September?"
+    assert resolve_follow_up("What about Luhansk?", earlier) != "What about Luhansk?"

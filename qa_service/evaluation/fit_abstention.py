@@ -4,16 +4,20 @@
 recipe, fixed so that the result is reproducible (the only randomness is the seeded choice of swapped
 names):
 - the file's paragraphs are indexed and every question asked with the default pipeline;
-- positives: answerable questions whose best sentence holds the answer;
-- negatives: answerable questions answered with a wrong sentence; the file's unanswerable questions;
-  every answerable question asked again with its own article filtered out (off-topic); and every
-  answerable question that names something its article holds, with that name replaced by a name from
-  another article's questions (an entity swap: "How many troops withdrew from Kyiv?");
-- a class-balanced logistic regression (L2, C=1, standardised features) over the best sentence's
-  late interaction, coverage, titled cosine and ungrounded names;
+- the evidence model: a class-balanced logistic regression (L2, C=1, standardised features) over the
+  best sentence's late interaction, coverage and titled cosine; positives are answerable questions
+  whose best sentence holds the answer, negatives the same questions asked with their own article
+  filtered out (the documents then do not hold the answer);
 - Platt scaling of its output on the file's own questions (right answers against wrong answers and
-  unanswerable questions), folded into the weights: the confidence is the chance of a right citation;
-- the threshold is the highest one at which at least `answered` of the answerable questions are answered.
+  the file's unanswerable questions), folded into the weights: the confidence is the chance that
+  the cited sentence is right;
+- the grounding penalty: every answerable question that names something its article holds is asked
+  again with that name replaced by a name from another article's questions (an entity swap, "How many
+  troops withdrew from Kyiv?"); the weight of each ungrounded name is the smallest penalty that
+  refuses 95 % of those swaps at the threshold (a learned weight would be unbounded: the swaps differ
+  from their originals only there);
+- the threshold is the highest one at which at least `answered` of the answerable questions are
+  answered (penalty included).
 Never fit on the validation file (squad2-dev-b.json): report it beside the subset instead.
 """
 
@@ -54,20 +58,51 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-z))
 
 
-def _fit(x: np.ndarray, y: np.ndarray, natural: np.ndarray) -> tuple[np.ndarray, float]:
-    """Raw-scale weights and bias: a class-balanced logistic regression on standardised features (so
-    the L2 penalty treats them alike), then Platt scaling on the file's own questions (`natural`), so
-    that the output is the chance that the cited sentence is right, not the balanced mix's."""
+def _evidence_model(x: np.ndarray, right: np.ndarray, off: np.ndarray, natural: np.ndarray) -> tuple[np.ndarray, float]:
+    """Raw-scale weights and bias of the evidence features (`x` without the grounding column)."""
     from sklearn.linear_model import LogisticRegression
 
-    mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-9)
-    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000).fit((x - mean) / scale, y)
+    train = right | off
+    mean, scale = x[train].mean(axis=0), np.maximum(x[train].std(axis=0), 1e-9)
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000)
+    model.fit((x[train] - mean) / scale, right[train])
     raw = model.coef_[0] / scale
     bias = float(model.intercept_[0] - (raw * mean).sum())
     logits = (x[natural] @ raw + bias).reshape(-1, 1)
-    platt = LogisticRegression(C=1e6, max_iter=5000).fit(logits, y[natural])
+    platt = LogisticRegression(C=1e6, max_iter=5000).fit(logits, right[natural])
     a, b = float(platt.coef_[0][0]), float(platt.intercept_[0])
     return raw * a, bias * a + b
+
+
+def _threshold(logits: np.ndarray, answered: float) -> float:
+    probabilities = _sigmoid(logits)
+    for t in np.arange(0.9, 0.01, -0.01):
+        if (probabilities >= t).mean() >= answered:
+            return round(float(t), 2)
+    return 0.01
+
+
+def _model(x: np.ndarray, kind: np.ndarray, answered: float) -> AbstentionModel:
+    natural = np.isin(kind, ("right", "wrong", "unanswerable"))
+    answerable = np.isin(kind, ("right", "wrong"))
+    evidence, ungrounded = x[:, :-1], x[:, -1]
+    raw, bias = _evidence_model(evidence, kind == "right", kind == "off-topic", natural)
+    logits = evidence @ raw + bias
+    threshold = _threshold(logits[answerable], answered)
+    swaps = (kind == "swap") & (ungrounded > 0)
+    penalty = 0.0
+    if swaps.any():
+        cut = float(np.log(threshold / (1 - threshold)))
+        needed = (cut - logits[swaps]) / ungrounded[swaps]  # the penalty that refuses each swap
+        penalty = min(float(np.percentile(needed, 5)), 0.0)
+        threshold = _threshold(logits[answerable] + penalty * ungrounded[answerable], answered)
+    weights = dict(zip(FEATURES[:-1], (round(float(w), 3) for w in raw), strict=True))
+    return AbstentionModel(bias=round(bias, 3), ungrounded=round(penalty, 3), threshold=threshold, **weights)
+
+
+def _logits(model: AbstentionModel, x: np.ndarray) -> np.ndarray:
+    weights = np.array([getattr(model, f) for f in FEATURES])
+    return np.asarray(x @ weights + model.bias)
 
 
 def fit_abstention(path: Path, settings: Settings, answered: float = 0.95) -> dict[str, Any]:
@@ -82,15 +117,12 @@ def fit_abstention(path: Path, settings: Settings, answered: float = 0.95) -> di
         names_of.setdefault(q.source, []).extend(n for n in question_names(q.text) if n[0].isupper())
     current = ""
     rows: list[list[float]] = []
-    labels: list[int] = []
-    answerable_confidence_rows: list[int] = []
-    natural_rows: list[int] = []  # the file's own questions (no synthetic negatives): for calibration
-
+    kinds: list[str] = []  # right, wrong, unanswerable, off-topic, swap
     articles: list[str] = []
 
-    def record(evidence: dict[str, float], label: int) -> None:
+    def record(evidence: dict[str, float], kind: str) -> None:
         rows.append([evidence.get(f, 0.0) for f in FEATURES])
-        labels.append(label)
+        kinds.append(kind)
         articles.append(current)
 
     with tempfile.TemporaryDirectory(prefix="qa-fit-") as tmp:
@@ -103,48 +135,34 @@ def fit_abstention(path: Path, settings: Settings, answered: float = 0.95) -> di
             if not ranked:
                 continue
             evidence = ranked[0].meta.get("evidence", {})
-            natural_rows.append(len(rows))
             if q.impossible:
-                record(evidence, 0)
+                record(evidence, "unanswerable")
                 continue
-            answerable_confidence_rows.append(len(rows))
-            record(evidence, int(contains_answer(ranked[0].content or "", q.answers)))
+            record(evidence, "right" if contains_answer(ranked[0].content or "", q.answers) else "wrong")
             other = {"field": "meta.source", "operator": "!=", "value": q.source}
             off = service.ask_detailed(q.text, filters=other).ranked
             if off:
-                record(off[0].meta.get("evidence", {}), 0)
+                record(off[0].meta.get("evidence", {}), "off-topic")
             foreign = [n for title, names in names_of.items() if title != q.source for n in names]
             swapped = _swapped(q, vocabularies[q.source], foreign, rng) if foreign else None
             if swapped:
                 swap = service.ask_detailed(swapped).ranked
                 if swap:
-                    record(swap[0].meta.get("evidence", {}), 0)
+                    record(swap[0].meta.get("evidence", {}), "swap")
         service.store.close()
 
-    x, y, article = np.asarray(rows), np.asarray(labels), np.asarray(articles)
-    natural, answerable = np.zeros(len(y), bool), np.zeros(len(y), bool)
-    natural[natural_rows], answerable[answerable_confidence_rows] = True, True
-    raw, bias = _fit(x, y, natural)
-    weights = dict(zip(FEATURES, (round(float(w), 3) for w in raw), strict=True))
-    probabilities = _sigmoid(x[answerable] @ raw + bias)
-    threshold = 0.5
-    for t in np.arange(0.9, 0.01, -0.01):
-        if (probabilities >= t).mean() >= answered:
-            threshold = round(float(t), 2)
-            break
+    x, kind, article = np.asarray(rows), np.asarray(kinds), np.asarray(articles)
+    fitted = _model(x, kind, answered)
     # Leave one article out: fitted on the others, scored on the held-out article's own questions.
     held_out = {}
     for title in sorted(set(articles)):
         inside = article != title
-        w, b0 = _fit(x[inside], y[inside], natural[inside])
-        mask = ~inside & natural
-        right, unanswerable = mask & (y == 1), mask & ~answerable & (y == 0)
-        scores = x @ w + b0
+        scores = _logits(_model(x[inside], kind[inside], answered), x)
+        right, unanswerable = ~inside & (kind == "right"), ~inside & (kind == "unanswerable")
         held_out[title] = auroc(list(scores[right]), list(scores[unanswerable]))
-    fitted = AbstentionModel(bias=round(bias, 3), threshold=threshold, **weights)
     return {
         "abstention": fitted.model_dump(),
-        "examples": {"positive": int(y.sum()), "negative": int(len(y) - y.sum())},
+        "examples": {k: int((kind == k).sum()) for k in ("right", "wrong", "unanswerable", "off-topic", "swap")},
         "leave_one_article_out_auroc_right_vs_unanswerable": held_out,
         "data_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "seed": SEED,
