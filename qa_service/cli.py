@@ -146,6 +146,32 @@ def slack(index_dir: IndexDir = None) -> None:
     SocketModeHandler(bot, settings.slack_app_token.get_secret_value()).start()
 
 
+@app.command()
+def mcp(index_dir: IndexDir = None) -> None:
+    """Serve the MCP tools (ask, search, get_context, list_documents) over stdio, for desktop AI
+    clients (Claude Desktop, Cursor, VS Code). Logs go to stderr; stdout carries the protocol."""
+    import logging
+    import sys
+
+    from qa_service.mcp_server import ChatResources, build_mcp_server
+    from qa_service.service import QAService
+    from qa_service.shared_state import open_state
+
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    settings = _settings(index_dir)
+    try:
+        service = QAService(settings, create_index=False)
+    except QAServiceError as exc:
+        raise _fail(exc) from exc
+    shared = open_state(settings)
+    resources = ChatResources(service, shared.conversations, getattr(shared, "questions", None))
+    try:
+        build_mcp_server(lambda: resources).run("stdio")
+    finally:
+        shared.close()
+        service.store.close()
+
+
 @eval_app.command("squad")
 def eval_squad(
     file: Annotated[Path, typer.Argument(help="SQuAD (2.0) JSON file.", exists=True, dir_okay=False)],

@@ -15,6 +15,7 @@ from qa_service.errors import DocumentNotFoundError, InvalidInputError
 from qa_service.followups import resolve_follow_up
 from qa_service.indexer import Indexer, IndexReport, TextSource
 from qa_service.ingest.converters import convert_bytes
+from qa_service.ingest.locations import locate
 from qa_service.ingest.sources import document_id
 from qa_service.pipeline.builders import build_generator, build_indexing_pipeline, build_query_pipeline, open_store
 from qa_service.pipeline.runner import GraphRunner
@@ -162,6 +163,12 @@ class QAService:
         text = self.document_text(doc_id)
         before, after = text[max(0, start - window) : start], text[end : end + window]
         return self.document(doc_id).source, before, text[start:end], after
+
+    def location_of(self, doc_id: str, offset: int) -> str | None:
+        """Where in its source the text at `offset` is ('slide 4', 'Sheet1 row 3'), for documents whose
+        converter recorded locations (see `qa_service.ingest.locations`); None for the others."""
+        found = self.store.list_documents(doc_id)
+        return locate(found[0].meta.get("locations"), offset) if found else None
 
     def delete_document(self, doc_id: str) -> None:
         if not self.store.apply([], [doc_id]).deleted:

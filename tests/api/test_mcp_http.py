@@ -1,0 +1,74 @@
+"""MCP over streamable HTTP at /mcp, through the SDK's client, behind the chat key and rate limit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+from mcp import Client, MCPError
+from mcp.client.streamable_http import streamable_http_client
+from pydantic import SecretStr
+
+from qa_service.api.app import create_app
+from qa_service.service import QAService, TextSource
+from qa_service.settings import Settings
+from tests.api.conftest import CHAT
+from tests.conftest import serve_in_thread
+from tests.test_mcp_server import OTTERS, check_tool_results, exercise_tools
+
+
+@pytest.fixture
+def mcp_url(fake_settings: Settings) -> Iterator[str]:
+    QAService(fake_settings).index_texts([TextSource("otters.txt", OTTERS)])
+    settings = fake_settings.model_copy(update={"chat_api_key": SecretStr(CHAT), "rate_limit_burst": 12})
+    with serve_in_thread(create_app(settings)) as url:
+        yield url + "/mcp"
+
+
+def _client(url: str, key: str | None) -> Client:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return Client(streamable_http_client(url, http_client=httpx2.AsyncClient(headers=headers, timeout=60)))
+
+
+def test_http_transport_lists_and_runs_every_tool(mcp_url: str) -> None:
+    async def run() -> dict[str, Any]:
+        async with _client(mcp_url, CHAT) as client:
+            return await exercise_tools(client)
+
+    check_tool_results(asyncio.run(run()))
+
+
+def test_a_bad_argument_over_http_is_a_tool_error(mcp_url: str) -> None:
+    async def run() -> Any:
+        async with _client(mcp_url, CHAT) as client:
+            return await client.call_tool("search", {"query": "otters", "limit": 0})
+
+    result = asyncio.run(run())
+    assert result.is_error and "limit" in result.content[0].text
+
+
+@pytest.mark.parametrize("key", [None, "wrong-key"])
+def test_without_the_chat_key_mcp_is_refused(mcp_url: str, key: str | None) -> None:
+    async def run() -> None:
+        async with _client(mcp_url, key) as client:
+            await client.list_tools()
+
+    refused = False
+    try:
+        asyncio.run(run())
+    except* MCPError:  # the SDK client cannot connect
+        refused = True
+    assert refused
+    headers = {"Authorization": f"Bearer {key}", "Accept": "application/json, text/event-stream"} if key else {}
+    raw = httpx.post(mcp_url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=headers)
+    assert raw.status_code == 401 and raw.json()["error"]["code"] == "unauthorized"
+
+
+def test_mcp_requests_count_against_the_rate_limit(mcp_url: str) -> None:
+    headers = {"Authorization": f"Bearer {CHAT}"}
+    statuses = [httpx.post(mcp_url, json={}, headers=headers).status_code for _ in range(14)]
+    assert 429 in statuses and statuses.index(429) == 12  # the burst of 12, then refused
