@@ -35,8 +35,8 @@ def index(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: QA_SEEDS_DIR).")] = None,
     index_dir: IndexDir = None,
 ) -> None:
-    """Index files (.txt .md .html .pdf): new and changed ones are embedded, unchanged ones skipped,
-    and documents whose file disappeared from these paths removed."""
+    """Index files (.txt .md .html .pdf .docx .pptx .xlsx .csv): new and changed ones are embedded,
+    unchanged ones skipped, and documents whose file disappeared from these paths removed."""
     from rich.progress import Progress
 
     from qa_service.service import QAService
@@ -82,7 +82,8 @@ def ask(
         return
     typer.echo(answer.answer)
     for c in answer.citations:
-        typer.echo(f"  [{c.index}] {c.source} ({c.start}-{c.end}): {c.text}")
+        where = f"{c.source}, {c.location}" if c.location else c.source
+        typer.echo(f"  [{c.index}] {where} ({c.start}-{c.end}): {c.text}")
     typer.echo(f"confidence: {answer.confidence:.2f}")
 
 

@@ -4,7 +4,10 @@ document's meta, so a citation's offset names its slide, sheet row or table row 
 from __future__ import annotations
 
 from bisect import bisect_right
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qa_service.ingest.office import Converted
 
 Locations = list[tuple[int, str]]
 
@@ -16,3 +19,8 @@ def locate(locations: Any, offset: int) -> str | None:
     starts = [int(start) for start, _ in locations]
     k = bisect_right(starts, offset) - 1
     return str(locations[k][1]) if k >= 0 else None
+
+
+def location_meta(converted: Converted) -> dict[str, Any]:
+    """The document meta that keeps a conversion's locations (empty when it has none)."""
+    return {"locations": [[start, label] for start, label in converted.locations]} if converted.locations else {}
