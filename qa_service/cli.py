@@ -143,7 +143,7 @@ def slack(index_dir: IndexDir = None) -> None:
     except QAServiceError as exc:
         raise _fail(exc) from exc
     shared = open_state(settings)
-    bot = build_slack_app(settings, service, shared.conversations, seen=shared.slack_events)
+    bot = build_slack_app(settings, service, shared.conversations, seen=shared.slack_events, questions=shared.questions)
     SocketModeHandler(bot, settings.slack_app_token.get_secret_value()).start()
 
 
@@ -165,7 +165,7 @@ def mcp(index_dir: IndexDir = None) -> None:
     except QAServiceError as exc:
         raise _fail(exc) from exc
     shared = open_state(settings)
-    resources = ChatResources(service, shared.conversations, getattr(shared, "questions", None))
+    resources = ChatResources(service, shared.conversations, shared.questions)
     try:
         build_mcp_server(lambda: resources).run("stdio")
     finally:

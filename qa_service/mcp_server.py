@@ -21,6 +21,8 @@ from qa_service.chat import converse
 from qa_service.contract import Answer, Citation
 from qa_service.conversations import ConversationStore
 from qa_service.errors import QAServiceError
+from qa_service.ingest.locations import locate
+from qa_service.question_log import QuestionLog
 from qa_service.service import QAService
 
 MAX_QUESTION_CHARS = 2000
@@ -40,7 +42,7 @@ class ChatResources:
 
     service: QAService
     conversations: ConversationStore
-    questions: Any = None  # the question log, when the caller keeps one
+    questions: QuestionLog | None = None  # the admin page's question log, when the caller keeps one
 
 
 class AskResult(Answer):
@@ -139,7 +141,7 @@ def build_mcp_server(resolve: Callable[[], ChatResources]) -> MCPServer[Any]:
         ] = None,
     ) -> Annotated[CallToolResult, AskResult]:
         r = resolve()
-        result = _run(lambda: converse(r.service, r.conversations, question, conversation_id))
+        result = _run(lambda: converse(r.service, r.conversations, question, conversation_id, questions=r.questions))
         out = AskResult(**result.answer.model_dump(), conversation_id=result.conversation_id, turn=result.turn)
         return CallToolResult(
             content=[TextContent(type="text", text=answer_text(result.answer))],
@@ -159,9 +161,11 @@ def build_mcp_server(resolve: Callable[[], ChatResources]) -> MCPServer[Any]:
     ) -> Annotated[CallToolResult, SearchResult]:
         service = resolve().service
         detailed = _run(lambda: service.ask_detailed(query, mode="extractive"))
-        hits = []
+        hits, locations = [], {}
         for rank, doc in enumerate(detailed.ranked[:limit], start=1):
             m = doc.meta
+            if m["document_id"] not in locations:  # one look-up per document
+                locations[m["document_id"]] = service.locations(m["document_id"])
             hits.append(
                 SearchHit(
                     rank=rank,
@@ -171,7 +175,7 @@ def build_mcp_server(resolve: Callable[[], ChatResources]) -> MCPServer[Any]:
                     start=m["start"],
                     end=m["end"],
                     score=round(float(doc.score or 0.0), 4),
-                    location=service.location_of(m["document_id"], m["start"]),
+                    location=locate(locations[m["document_id"]], m["start"]),
                 )
             )
         lines = [

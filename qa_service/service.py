@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from haystack import Document
 
 from qa_service.contract import Answer, AnswerMode, Turn
@@ -17,7 +18,13 @@ from qa_service.indexer import Indexer, IndexReport, TextSource
 from qa_service.ingest.converters import convert
 from qa_service.ingest.locations import locate, location_meta
 from qa_service.ingest.sources import document_id
-from qa_service.pipeline.builders import build_generator, build_indexing_pipeline, build_query_pipeline, open_store
+from qa_service.pipeline.builders import (
+    build_generator,
+    build_indexing_pipeline,
+    build_query_pipeline,
+    encoder_for,
+    open_store,
+)
 from qa_service.pipeline.runner import GraphRunner
 from qa_service.settings import Settings
 from qa_service.store.records import StoredDocument
@@ -108,13 +115,14 @@ class QAService:
         """The answer with each citation's location (slide, sheet row) where its document has them."""
         if not answer.citations:
             return answer
-        locations = {c.document_id: self._locations(c.document_id) for c in answer.citations}
+        locations = {c.document_id: self.locations(c.document_id) for c in answer.citations}
         citations = [
             c.model_copy(update={"location": locate(locations[c.document_id], c.start)}) for c in answer.citations
         ]
         return answer.model_copy(update={"citations": citations})
 
-    def _locations(self, doc_id: str) -> Any:
+    def locations(self, doc_id: str) -> Any:
+        """The `[[offset, label], ...]` a document's converter recorded (slides, rows), or None."""
         found = self.store.list_documents(doc_id)
         return found[0].meta.get("locations") if found else None
 
@@ -124,6 +132,10 @@ class QAService:
             return question
         earlier = [t.content for t in history if t.role == "user"][-self.settings.history_turns :]
         return resolve_follow_up(question, earlier)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """L2-normalised embeddings of `texts` by the index's encoder (the admin page groups questions)."""
+        return encoder_for(self.settings).embed(texts)
 
     # --- indexing ----------------------------------------------------------------------------
     def index_paths(self, paths: Iterable[Path], on_progress: Callable[[int, int], None] | None = None) -> IndexReport:
@@ -183,7 +195,7 @@ class QAService:
     def location_of(self, doc_id: str, offset: int) -> str | None:
         """Where in its source the text at `offset` is ('slide 4', 'Sheet1 row 3'), for documents whose
         converter recorded locations (see `qa_service.ingest.locations`); None for the others."""
-        return locate(self._locations(doc_id), offset)
+        return locate(self.locations(doc_id), offset)
 
     def delete_document(self, doc_id: str) -> None:
         if not self.store.apply([], [doc_id]).deleted:

@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         shared = await run_in_threadpool(open_state, settings)
         app.state.conversations = shared.conversations
+        app.state.questions = shared.questions
         if settings.store == "pgvector":  # one bucket per client across replicas
             app.state.limiter = shared.limiter
         if load_service:
@@ -39,7 +40,9 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
             if settings.slack_bot_token is not None and settings.slack_signing_secret is not None:
                 from qa_service.slack.bot import build_slack_app
 
-                app.state.slack = build_slack_app(settings, service, shared.conversations, seen=shared.slack_events)
+                app.state.slack = build_slack_app(
+                    settings, service, shared.conversations, seen=shared.slack_events, questions=shared.questions
+                )
         async with mcp_lifespan(app):
             yield
         shared.close()

@@ -55,7 +55,7 @@ async def mcp_lifespan(app: FastAPI) -> AsyncIterator[None]:
         if service is None:
             raise IndexNotFoundError("The service is starting; the index is not loaded yet.")
         conversations: ConversationStore = app.state.conversations
-        return ChatResources(service, conversations, getattr(app.state, "questions", None))
+        return ChatResources(service, conversations, app.state.questions)
 
     server = build_mcp_server(resolve)
     server.streamable_http_app(

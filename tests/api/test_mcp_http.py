@@ -16,17 +16,26 @@ from pydantic import SecretStr
 from qa_service.api.app import create_app
 from qa_service.service import QAService, TextSource
 from qa_service.settings import Settings
-from tests.api.conftest import CHAT
+from tests.api.conftest import ADMIN, ADMIN_HEADERS, CHAT
 from tests.conftest import serve_in_thread
 from tests.test_mcp_server import OTTERS, check_tool_results, exercise_tools
 
 
+def _serve(settings: Settings, **limits: int) -> Iterator[str]:
+    QAService(settings).index_texts([TextSource("otters.txt", OTTERS)])
+    keys = {"chat_api_key": SecretStr(CHAT), "admin_api_key": SecretStr(ADMIN)}
+    with serve_in_thread(create_app(settings.model_copy(update={**keys, **limits}))) as url:
+        yield url + "/mcp"
+
+
 @pytest.fixture
 def mcp_url(fake_settings: Settings) -> Iterator[str]:
-    QAService(fake_settings).index_texts([TextSource("otters.txt", OTTERS)])
-    settings = fake_settings.model_copy(update={"chat_api_key": SecretStr(CHAT), "rate_limit_burst": 12})
-    with serve_in_thread(create_app(settings)) as url:
-        yield url + "/mcp"
+    yield from _serve(fake_settings)
+
+
+@pytest.fixture
+def limited_url(fake_settings: Settings) -> Iterator[str]:
+    yield from _serve(fake_settings, rate_limit_burst=5, rate_limit_per_minute=1)  # no refill during the test
 
 
 def _client(url: str, key: str | None) -> Client:
@@ -40,6 +49,8 @@ def test_http_transport_lists_and_runs_every_tool(mcp_url: str) -> None:
             return await exercise_tools(client)
 
     check_tool_results(asyncio.run(run()))
+    logged = httpx.get(mcp_url.replace("/mcp", "/v1/admin/questions"), headers=ADMIN_HEADERS).json()["questions"]
+    assert [q["question"] for q in logged] == ["Where do they float?", "Do sea otters hold hands while they sleep?"]
 
 
 def test_a_bad_argument_over_http_is_a_tool_error(mcp_url: str) -> None:
@@ -68,7 +79,8 @@ def test_without_the_chat_key_mcp_is_refused(mcp_url: str, key: str | None) -> N
     assert raw.status_code == 401 and raw.json()["error"]["code"] == "unauthorized"
 
 
-def test_mcp_requests_count_against_the_rate_limit(mcp_url: str) -> None:
+def test_mcp_requests_count_against_the_rate_limit(limited_url: str) -> None:
     headers = {"Authorization": f"Bearer {CHAT}"}
-    statuses = [httpx.post(mcp_url, json={}, headers=headers).status_code for _ in range(14)]
-    assert 429 in statuses and statuses.index(429) == 12  # the burst of 12, then refused
+    responses = [httpx.post(limited_url, json={}, headers=headers) for _ in range(7)]
+    assert [r.status_code == 429 for r in responses] == [False] * 5 + [True] * 2  # the burst of 5, then refused
+    assert responses[-1].json()["error"]["code"] == "rate_limited" and int(responses[-1].headers["retry-after"]) > 0
