@@ -108,11 +108,13 @@ def serve(
     configure_logging(settings.log_json)
     workers = workers or settings.workers
     bind = {"host": host or settings.host, "port": port or settings.port, "access_log": False, "log_config": None}
+    settings = settings.model_copy(update={"host": bind["host"]})  # e.g. /mcp guards Host headers on loopback only
     if workers == 1:
         uvicorn.run(create_app(settings), **bind)  # type: ignore[arg-type]
         return
     # Each worker process builds its app from the environment: pass on what the options changed.
     os.environ["QA_INDEX_DIR"] = str(settings.index_dir)
+    os.environ["QA_HOST"] = str(bind["host"])
     uvicorn.run("qa_service.api.app:create_app", factory=True, workers=workers, **bind)  # type: ignore[arg-type]
 
 

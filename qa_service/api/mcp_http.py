@@ -34,7 +34,7 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _transport_security(settings: Settings) -> TransportSecuritySettings | None:
+def _transport_security(settings: Settings) -> TransportSecuritySettings:
     """Bound to loopback: refuse other Host and Origin headers (DNS rebinding). Bound elsewhere, the
     host name is the deployment's, and the chat key guards the endpoint."""
     if not _loopback(settings.host):

@@ -84,3 +84,18 @@ def test_mcp_requests_count_against_the_rate_limit(limited_url: str) -> None:
     responses = [httpx.post(limited_url, json={}, headers=headers) for _ in range(7)]
     assert [r.status_code == 429 for r in responses] == [False] * 5 + [True] * 2  # the burst of 5, then refused
     assert responses[-1].json()["error"]["code"] == "rate_limited" and int(responses[-1].headers["retry-after"]) > 0
+
+
+def test_on_loopback_a_foreign_host_header_is_refused(mcp_url: str) -> None:
+    headers = {"Authorization": f"Bearer {CHAT}", "Accept": "application/json, text/event-stream"}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    rebound = httpx.post(mcp_url, json=body, headers={**headers, "Host": "attacker.example"})
+    assert rebound.status_code in (403, 421)
+    assert httpx.post(mcp_url, json=body, headers=headers).status_code != rebound.status_code
+
+
+def test_bound_elsewhere_the_host_name_is_the_deployments() -> None:
+    from qa_service.api.mcp_http import _transport_security
+
+    assert _transport_security(Settings(host="127.0.0.1")).enable_dns_rebinding_protection
+    assert not _transport_security(Settings(host="0.0.0.0")).enable_dns_rebinding_protection
