@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from qa_service.service import QAService
-from tests.office_files import make_pptx, make_xlsx
+from tests.office_files import CSV, make_pptx, make_xlsx
 from tests.store.test_contract import backend, make_settings  # noqa: F401  (fixtures)
 
 
@@ -31,3 +32,15 @@ def test_uploaded_slides_and_rows_are_cited_with_their_location(service: QAServi
     # the locations live on the document, not copied into every sentence
     sentences = service.store.filter_documents({"field": "meta.document_id", "operator": "==", "value": deck.id})
     assert sentences and all("locations" not in s.meta for s in sentences)
+
+
+def test_indexed_folders_keep_locations_too(service: QAService, tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "deck.pptx").write_bytes(make_pptx())
+    (folder / "staff.csv").write_bytes(CSV)
+    report = service.index_paths([folder])
+    assert (report.added, report.failed) == (2, [])
+    cited = service.ask("When does the data centre lease end?").citations[0]
+    assert (cited.source, cited.location) == ("deck.pptx", "slide 4")
+    assert service.ask("Which team is Carol in, Billing?").citations[0].location == "row 4"
