@@ -5,12 +5,14 @@ from __future__ import annotations
 import queue
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from qa_service.contract import Answer, AnswerMode, Turn
 from qa_service.conversations import ConversationStore
+from qa_service.question_log import QuestionLog
 from qa_service.service import QAService
 
 
@@ -39,18 +41,24 @@ def converse(
     history: list[Turn] | None = None,
     mode: AnswerMode | None = None,
     on_sentence: Callable[[str], None] | None = None,
+    questions: QuestionLog | None = None,
 ) -> ChatResult:
     """Answer `message` in its conversation. `history` (e.g. an OpenAI `messages` list) is used when
-    given; otherwise the stored history of `conversation_id`."""
+    given; otherwise the stored history of `conversation_id`. Every answer is recorded in `questions`
+    (the admin page's question log) when one is given."""
     conversation_id = conversations.check_id(conversation_id) if conversation_id else conversations.new_id()
     if history is None:
         history = conversations.history(conversation_id)
+    started = time.perf_counter()
     answer = service.ask(message, history=history, mode=mode, on_sentence=on_sentence)
+    latency_ms = (time.perf_counter() - started) * 1000
     _, turn = conversations.append(
         conversation_id,
         Turn(role="user", content=message),
         Turn(role="assistant", content=answer.answer, answer=answer),
     )
+    if questions is not None:
+        questions.record(conversation_id, turn, message, answer, latency_ms)
     return ChatResult(answer, conversation_id, turn)
 
 
@@ -61,6 +69,7 @@ def stream_chat(
     conversation_id: str | None = None,
     history: list[Turn] | None = None,
     mode: AnswerMode | None = None,
+    questions: QuestionLog | None = None,
 ) -> Iterator[str | ChatResult]:
     """`converse`, streamed: yields the answer's text deltas as they are ready, then the ChatResult.
 
@@ -79,6 +88,7 @@ def stream_chat(
                 history,
                 mode,
                 on_sentence=lambda s: pieces.put(("sentence", s)),
+                questions=questions,
             )
             pieces.put(("done", result))
         except BaseException as exc:  # handed to the consumer

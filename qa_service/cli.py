@@ -35,8 +35,8 @@ def index(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: QA_SEEDS_DIR).")] = None,
     index_dir: IndexDir = None,
 ) -> None:
-    """Index files (.txt .md .html .pdf): new and changed ones are embedded, unchanged ones skipped,
-    and documents whose file disappeared from these paths removed."""
+    """Index files (.txt .md .html .pdf .docx .pptx .xlsx .csv): new and changed ones are embedded,
+    unchanged ones skipped, and documents whose file disappeared from these paths removed."""
     from rich.progress import Progress
 
     from qa_service.service import QAService
@@ -82,7 +82,8 @@ def ask(
         return
     typer.echo(answer.answer)
     for c in answer.citations:
-        typer.echo(f"  [{c.index}] {c.source} ({c.start}-{c.end}): {c.text}")
+        where = f"{c.source}, {c.location}" if c.location else c.source
+        typer.echo(f"  [{c.index}] {where} ({c.start}-{c.end}): {c.text}")
     typer.echo(f"confidence: {answer.confidence:.2f}")
 
 
@@ -107,11 +108,13 @@ def serve(
     configure_logging(settings.log_json)
     workers = workers or settings.workers
     bind = {"host": host or settings.host, "port": port or settings.port, "access_log": False, "log_config": None}
+    settings = settings.model_copy(update={"host": bind["host"]})  # e.g. /mcp guards Host headers on loopback only
     if workers == 1:
         uvicorn.run(create_app(settings), **bind)  # type: ignore[arg-type]
         return
     # Each worker process builds its app from the environment: pass on what the options changed.
     os.environ["QA_INDEX_DIR"] = str(settings.index_dir)
+    os.environ["QA_HOST"] = str(bind["host"])
     uvicorn.run("qa_service.api.app:create_app", factory=True, workers=workers, **bind)  # type: ignore[arg-type]
 
 
@@ -142,8 +145,34 @@ def slack(index_dir: IndexDir = None) -> None:
     except QAServiceError as exc:
         raise _fail(exc) from exc
     shared = open_state(settings)
-    bot = build_slack_app(settings, service, shared.conversations, seen=shared.slack_events)
+    bot = build_slack_app(settings, service, shared.conversations, seen=shared.slack_events, questions=shared.questions)
     SocketModeHandler(bot, settings.slack_app_token.get_secret_value()).start()
+
+
+@app.command()
+def mcp(index_dir: IndexDir = None) -> None:
+    """Serve the MCP tools (ask, search, get_context, list_documents) over stdio, for desktop AI
+    clients (Claude Desktop, Cursor, VS Code). Logs go to stderr; stdout carries the protocol."""
+    import logging
+    import sys
+
+    from qa_service.mcp_server import ChatResources, build_mcp_server
+    from qa_service.service import QAService
+    from qa_service.shared_state import open_state
+
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    settings = _settings(index_dir)
+    try:
+        service = QAService(settings, create_index=False)
+    except QAServiceError as exc:
+        raise _fail(exc) from exc
+    shared = open_state(settings)
+    resources = ChatResources(service, shared.conversations, shared.questions)
+    try:
+        build_mcp_server(lambda: resources).run("stdio")
+    finally:
+        shared.close()
+        service.store.close()
 
 
 @eval_app.command("squad")

@@ -17,6 +17,9 @@ class Citation(BaseModel):
     start: int = Field(..., ge=0, description="Character offset of the sentence in the document text.")
     end: int = Field(..., ge=0, description="End offset (exclusive).")
     score: float = Field(..., description="Ranking score of the sentence (higher is better).")
+    location: str | None = Field(
+        None, description="Where in the source the sentence is, for slides and tables: 'slide 4', 'Sheet1 row 3'."
+    )
 
 
 class Answer(BaseModel):

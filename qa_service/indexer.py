@@ -13,7 +13,8 @@ import numpy as np
 from haystack import Document
 
 from qa_service.errors import DocumentParseError, InvalidInputError
-from qa_service.ingest.converters import convert_file
+from qa_service.ingest.converters import convert_path
+from qa_service.ingest.locations import location_meta
 from qa_service.ingest.sources import content_hash, discover, document_id, title_from_source
 from qa_service.pipeline.runner import GraphRunner
 from qa_service.store.protocol import SentenceStore
@@ -75,12 +76,16 @@ class Indexer:
         def converted() -> Iterator[tuple[SourceDocument, bool]]:
             for f, raw_hash, is_update in todo:
                 try:
-                    text = convert_file(f.path)
+                    converted = convert_path(f.path)
                 except DocumentParseError as exc:
                     logger.warning("Skipping %s: %s", f.source, exc)
                     report.failed.append(f"{f.source}: {exc}")
                     continue
-                yield self._unembedded(document_id(f.origin), f.source, f.origin, text, raw_hash, {}), is_update
+                meta = location_meta(converted)
+                yield (
+                    self._unembedded(document_id(f.origin), f.source, f.origin, converted.text, raw_hash, meta),
+                    is_update,
+                )
 
         self._write(converted(), removed, report, len(todo), on_progress)
         report.seconds = time.perf_counter() - started

@@ -8,15 +8,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from haystack import Document
 
 from qa_service.contract import Answer, AnswerMode, Turn
 from qa_service.errors import DocumentNotFoundError, InvalidInputError
 from qa_service.followups import resolve_follow_up
 from qa_service.indexer import Indexer, IndexReport, TextSource
-from qa_service.ingest.converters import convert_bytes
+from qa_service.ingest.converters import convert
+from qa_service.ingest.locations import locate, location_meta
 from qa_service.ingest.sources import document_id
-from qa_service.pipeline.builders import build_generator, build_indexing_pipeline, build_query_pipeline, open_store
+from qa_service.pipeline.builders import (
+    build_generator,
+    build_indexing_pipeline,
+    build_query_pipeline,
+    encoder_for,
+    open_store,
+)
 from qa_service.pipeline.runner import GraphRunner
 from qa_service.settings import Settings
 from qa_service.store.records import StoredDocument
@@ -102,7 +110,22 @@ class QAService:
             else:
                 out = self._generator.run(query=query, documents=ranked, extractive=answer, on_sentence=on_sentence)
                 answer = out["answer"].model_copy(update={"mode_used": out["mode_used"]})
-        return DetailedAnswer(answer, ranked, query)
+        return DetailedAnswer(self._located(answer), ranked, query)
+
+    def _located(self, answer: Answer) -> Answer:
+        """The answer with each citation's location (slide, sheet row) where its document has them."""
+        if not answer.citations:
+            return answer
+        locations = {c.document_id: self.locations(c.document_id) for c in answer.citations}
+        citations = [
+            c.model_copy(update={"location": locate(locations[c.document_id], c.start)}) for c in answer.citations
+        ]
+        return answer.model_copy(update={"citations": citations})
+
+    def locations(self, doc_id: str) -> Any:
+        """The `[[offset, label], ...]` a document's converter recorded (slides, rows), or None."""
+        found = self.store.list_documents(doc_id)
+        return found[0].meta.get("locations") if found else None
 
     def retrieval_query(self, question: str, history: list[Turn]) -> str:
         """The question as retrieved: follow-ups are resolved against the user's earlier questions."""
@@ -110,6 +133,10 @@ class QAService:
             return question
         earlier = [t.content for t in history if t.role == "user"][-self.settings.history_turns :]
         return resolve_follow_up(question, earlier)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """L2-normalised embeddings of `texts` by the index's encoder (the admin page groups questions)."""
+        return encoder_for(self.settings).embed(texts)
 
     # --- indexing ----------------------------------------------------------------------------
     def index_paths(self, paths: Iterable[Path], on_progress: Callable[[int, int], None] | None = None) -> IndexReport:
@@ -132,12 +159,14 @@ class QAService:
         source = source.strip()
         if not source or len(source) > 255:
             raise InvalidInputError("source must be 1-255 characters.")
+        meta: dict[str, Any] = {}
         if text is None:
             if data is None:
                 raise InvalidInputError("Send a file or a text.")
-            text = convert_bytes(source, data)
+            converted = convert(source, data)
+            text, meta = converted.text, location_meta(converted)
         origin = UPLOAD_ORIGIN + source
-        self.index_texts([TextSource(source=source, text=text, origin=origin)])
+        self.index_texts([TextSource(source=source, text=text, origin=origin, meta=meta)])
         return self.document(document_id(origin))
 
     def documents(self) -> list[StoredDocument]:
@@ -163,6 +192,11 @@ class QAService:
         text = self.document_text(doc_id)
         before, after = text[max(0, start - window) : start], text[end : end + window]
         return self.document(doc_id).source, before, text[start:end], after
+
+    def location_of(self, doc_id: str, offset: int) -> str | None:
+        """Where in its source the text at `offset` is ('slide 4', 'Sheet1 row 3'), for documents whose
+        converter recorded locations (see `qa_service.ingest.locations`); None for the others."""
+        return locate(self.locations(doc_id), offset)
 
     def delete_document(self, doc_id: str) -> None:
         if not self.store.apply([], [doc_id]).deleted:

@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     conversation_ttl_seconds: int = Field(
         7 * 24 * 3600, ge=60, description="Idle time after which a conversation expires."
     )
+    question_log_days: int = Field(
+        90, ge=1, description="Days the admin page's question log keeps each question (then it is pruned)."
+    )
     log_json: bool = Field(True, description="Structured (JSON) request logs.")
 
     # --- Slack ------------------------------------------------------------------------------------

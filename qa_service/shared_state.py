@@ -17,6 +17,8 @@ from psycopg import Connection
 
 from qa_service.contract import Answer, Turn
 from qa_service.conversations import Conversation, ConversationStore, SQLiteConversationStore, StoredTurn
+from qa_service.question_log import PostgresQuestionLog, QuestionLog, SQLiteQuestionLog
+from qa_service.question_log import create_pg_schema as create_question_log_schema
 from qa_service.settings import Settings
 from qa_service.store.postgres import Postgres
 
@@ -169,8 +171,11 @@ class SharedState:
     conversations: ConversationStore
     limiter: Limiter
     slack_events: EventLog
+    questions: QuestionLog | None = None  # the admin page's question log (qa_service/question_log.py)
 
     def close(self) -> None:
+        if self.questions is not None:
+            self.questions.close()
         self.conversations.close()
 
 
@@ -181,18 +186,20 @@ def open_state(settings: Settings) -> SharedState:
             settings.database_url.get_secret_value(), settings.database_pool_size, settings.pgvector_ef_search
         )
         db.setup(create_schema)  # the tables of all three, before any is used
+        db.setup(create_question_log_schema)
         return SharedState(
             PostgresConversationStore(db, ttl_seconds=settings.conversation_ttl_seconds),
             PostgresRateLimiter(db, settings.rate_limit_per_minute, settings.rate_limit_burst),
             PostgresSeenEvents(db),
+            PostgresQuestionLog(db, settings.question_log_days),
         )
     from qa_service.api.security import RateLimiter
     from qa_service.slack.bot import SeenEvents
 
+    state_db = settings.state_db or settings.index_dir / "state.sqlite"
     return SharedState(
-        SQLiteConversationStore(
-            settings.state_db or settings.index_dir / "state.sqlite", ttl_seconds=settings.conversation_ttl_seconds
-        ),
+        SQLiteConversationStore(state_db, ttl_seconds=settings.conversation_ttl_seconds),
         RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         SeenEvents(),
+        SQLiteQuestionLog(state_db, settings.question_log_days),  # after the conversations: it reads their feedback
     )

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from qa_service import __version__
 from qa_service.api.errors import install_error_handlers
+from qa_service.api.mcp_http import mcp_lifespan, mcp_route
 from qa_service.api.middleware import REQUEST_ID_HEADER, BodySizeLimitMiddleware, RequestContextMiddleware
 from qa_service.api.observability import Metrics
 from qa_service.api.routes import router
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         shared = await run_in_threadpool(open_state, settings)
         app.state.conversations = shared.conversations
+        app.state.questions = shared.questions
         if settings.store == "pgvector":  # one bucket per client across replicas
             app.state.limiter = shared.limiter
         if load_service:
@@ -38,8 +40,11 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
             if settings.slack_bot_token is not None and settings.slack_signing_secret is not None:
                 from qa_service.slack.bot import build_slack_app
 
-                app.state.slack = build_slack_app(settings, service, shared.conversations, seen=shared.slack_events)
-        yield
+                app.state.slack = build_slack_app(
+                    settings, service, shared.conversations, seen=shared.slack_events, questions=shared.questions
+                )
+        async with mcp_lifespan(app):
+            yield
         shared.close()
         loaded = getattr(app.state, "service", None)
         if loaded is not None and hasattr(loaded, "store"):
@@ -64,6 +69,7 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
     app.state.metrics = Metrics(index_size)
     install_error_handlers(app)
     app.include_router(router)
+    app.router.routes.append(mcp_route())  # MCP over streamable HTTP, for AI agents
     # Outermost last: request context wraps everything, so even 413s and CORS preflights are logged.
     app.add_middleware(
         BodySizeLimitMiddleware,

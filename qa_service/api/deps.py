@@ -14,6 +14,7 @@ from qa_service.api.observability import Metrics
 from qa_service.api.security import ForbiddenError, bearer_token, check_key, client_identity
 from qa_service.conversations import ConversationStore
 from qa_service.errors import IndexNotFoundError
+from qa_service.question_log import QuestionLog
 from qa_service.service import QAService
 from qa_service.settings import Settings
 from qa_service.shared_state import Limiter
@@ -29,6 +30,11 @@ async def get_service(request: Request) -> QAService:
 async def get_conversations(request: Request) -> ConversationStore:
     conversations: ConversationStore = request.app.state.conversations
     return conversations
+
+
+async def get_questions(request: Request) -> QuestionLog | None:
+    questions: QuestionLog | None = getattr(request.app.state, "questions", None)
+    return questions
 
 
 async def get_settings(request: Request) -> Settings:
@@ -62,6 +68,7 @@ async def require_admin(request: Request, settings: Annotated[Settings, Depends(
 
 ServiceDep = Annotated[QAService, Depends(get_service)]
 ConversationsDep = Annotated[ConversationStore, Depends(get_conversations)]
+QuestionsDep = Annotated[QuestionLog | None, Depends(get_questions)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 ChatAuth = Depends(require_chat)

@@ -9,6 +9,7 @@ from typing import Any
 from haystack.dataclasses import ByteStream
 
 from qa_service.errors import DocumentParseError, UnsupportedFileTypeError
+from qa_service.ingest.office import OFFICE, Converted, check_zip, csv_text
 from qa_service.ingest.sources import SUPPORTED_SUFFIXES
 
 logger = logging.getLogger(__name__)
@@ -46,9 +47,29 @@ def file_kind(name: str) -> str:
     return kind
 
 
+def convert(name: str, data: bytes) -> Converted:
+    """A file's bytes as plain text, with the locations of its slides and rows where it has them
+    (Office and CSV files). Raises on unsupported or unparseable input."""
+    kind = file_kind(name)
+    if kind == "csv":
+        return csv_text(name, data)
+    if kind in OFFICE:
+        check_zip(name, data)  # before the parser unpacks anything
+        try:
+            return OFFICE[kind](name, data)
+        except DocumentParseError:
+            raise
+        except Exception as exc:  # a damaged file can fail anywhere inside the parser
+            raise DocumentParseError(f"Could not parse {name!r} as {kind}: {exc.__class__.__name__}.") from exc
+    return Converted(_plain_text(name, kind, data))
+
+
 def convert_bytes(name: str, data: bytes) -> str:
     """Extract the plain text of a file's bytes. Raises on unsupported or unparseable input."""
-    kind = file_kind(name)
+    return convert(name, data).text
+
+
+def _plain_text(name: str, kind: str, data: bytes) -> str:
     if kind == "text":
         try:
             text = data.decode("utf-8-sig")
@@ -71,3 +92,7 @@ def convert_bytes(name: str, data: bytes) -> str:
 
 def convert_file(path: Path) -> str:
     return convert_bytes(path.name, path.read_bytes())
+
+
+def convert_path(path: Path) -> Converted:
+    return convert(path.name, path.read_bytes())

@@ -22,6 +22,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from qa_service.chat import converse
 from qa_service.conversations import ConversationStore
 from qa_service.errors import InvalidInputError
+from qa_service.question_log import QuestionLog
 from qa_service.service import QAService
 from qa_service.settings import Settings
 
@@ -65,6 +66,7 @@ def build_slack_app(
     conversations: ConversationStore,
     client: WebClient | None = None,
     seen: EventLog | None = None,
+    questions: QuestionLog | None = None,
 ) -> App:
     """The Bolt app; `seen` remembers accepted event ids (in PostgreSQL when replicas share them)."""
     if settings.slack_bot_token is None or settings.slack_signing_secret is None:
@@ -97,7 +99,9 @@ def build_slack_app(
             if not question:
                 client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=HINT)
                 return
-            result = converse(service, conversations, question, thread_conversation_id(channel, thread_ts))
+            result = converse(
+                service, conversations, question, thread_conversation_id(channel, thread_ts), questions=questions
+            )
             client.chat_postMessage(
                 channel=channel,
                 thread_ts=thread_ts,
@@ -128,7 +132,7 @@ def build_slack_app(
             if not question:
                 client.chat_postEphemeral(channel=channel, user=user, text=HINT)
                 return
-            result = converse(service, conversations, question, f"slack-cmd-{uuid.uuid4().hex}")
+            result = converse(service, conversations, question, f"slack-cmd-{uuid.uuid4().hex}", questions=questions)
             client.chat_postEphemeral(
                 channel=channel,
                 user=user,

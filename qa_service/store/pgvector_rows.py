@@ -83,7 +83,7 @@ def insert_documents(
             passages.append(_row(passage_key(doc.id, k), text, doc.passage_embeddings[k], meta))
         for k, (start, end, passage) in enumerate(doc.sentences):
             meta = {
-                **doc.meta,
+                **{k: v for k, v in doc.meta.items() if k != "locations"},  # per document, not per sentence
                 "document_id": doc.id,
                 "source": doc.source,
                 "start": start,

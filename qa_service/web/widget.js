@@ -176,7 +176,7 @@
   }
 
   function showContext(c) {
-    ctxTitle.textContent = c.source;
+    ctxTitle.textContent = c.location ? c.source + ", " + c.location : c.source;  // e.g. "deck.pptx, slide 4"
     ctxText.textContent = "";
     ctxText.appendChild(el("mark", { text: c.text }));
     context.hidden = false;

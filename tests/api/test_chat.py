@@ -15,7 +15,7 @@ def test_chat_returns_the_answer_contract(client: TestClient) -> None:
     assert set(body) == {"answer", "abstained", "confidence", "citations", "mode_used", "conversation_id", "turn"}
     assert body["mode_used"] == "extractive"
     citation = body["citations"][0]
-    assert set(citation) == {"index", "document_id", "source", "text", "start", "end", "score"}
+    assert set(citation) == {"index", "document_id", "source", "text", "start", "end", "score", "location"}
     assert citation["index"] == 1 and "20,000 to 30,000" in citation["text"] and "[1]" in body["answer"]
 
 

@@ -54,7 +54,7 @@ def test_multipart_upload_of_each_type(client: TestClient) -> None:
 def test_bad_uploads_are_rejected_and_leave_the_index_unchanged(client: TestClient) -> None:
     before = client.get("/v1/documents", headers=ADMIN_HEADERS).json()
     cases = [
-        ({"files": {"file": ("report.docx", b"PK\x03\x04", "application/octet-stream")}}, 415, "unsupported_file_type"),
+        ({"files": {"file": ("report.odt", b"PK\x03\x04", "application/octet-stream")}}, 415, "unsupported_file_type"),
         ({"files": {"file": ("broken.pdf", b"%PDF-1.4 nonsense", "application/pdf")}}, 422, "document_parse_error"),
         ({"files": {"file": ("empty.txt", b"   ", "text/plain")}}, 422, "document_parse_error"),
         ({"json": {"source": "x.txt", "text": "   "}}, 422, "invalid_input"),

@@ -27,8 +27,8 @@ def test_text_markdown_html_and_pdf_are_converted(tmp_path: Path) -> None:
 
 
 def test_unsupported_broken_and_empty_files_raise_clear_errors() -> None:
-    with pytest.raises(UnsupportedFileTypeError, match=r"\.docx"):
-        convert_bytes("report.docx", b"x")
+    with pytest.raises(UnsupportedFileTypeError, match=r"\.odt"):
+        convert_bytes("report.odt", b"x")
     with pytest.raises(DocumentParseError, match=r"broken\.pdf"):
         convert_bytes("broken.pdf", b"%PDF-1.4 this is not really a pdf")
     with pytest.raises(DocumentParseError, match="no text"):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from qa_service.api.deps import ChatAuth, ConversationsDep, MetricsDep, ServiceDep
+from qa_service.api.deps import ChatAuth, ConversationsDep, MetricsDep, QuestionsDep, ServiceDep
 from qa_service.api.routes.responses import errors
 from qa_service.api.schemas import ChatRequest, ChatResponse
 from qa_service.api.sse import SSE_EVENT_SCHEMA, SSE_HEADERS, SSE_MEDIA_TYPE, event, wants_stream
@@ -43,27 +43,35 @@ async def chat(
     service: ServiceDep,
     conversations: ConversationsDep,
     metrics: MetricsDep,
+    questions: QuestionsDep,
     accept: str | None = Header(None, include_in_schema=False),
 ) -> ChatResponse | StreamingResponse:
     if body.conversation_id:
         conversations.check_id(body.conversation_id)
     if wants_stream(accept, body.stream):
         return StreamingResponse(
-            _stream(body, service, conversations, metrics), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
+            _stream(body, service, conversations, metrics, questions), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
         )
     result = await run_in_threadpool(
-        converse, service, conversations, body.message, body.conversation_id, None, body.mode
+        converse, service, conversations, body.message, body.conversation_id, None, body.mode, questions=questions
     )
     metrics.answered("chat", result.answer.abstained)
     return _response(result)
 
 
 def _stream(
-    body: ChatRequest, service: ServiceDep, conversations: ConversationsDep, metrics: MetricsDep
+    body: ChatRequest,
+    service: ServiceDep,
+    conversations: ConversationsDep,
+    metrics: MetricsDep,
+    questions: QuestionsDep = None,
 ) -> Iterator[str]:
     """A sync generator: Starlette iterates it in a worker thread, off the event loop."""
     try:
-        for item in stream_chat(service, conversations, body.message, body.conversation_id, mode=body.mode):
+        chunks = stream_chat(
+            service, conversations, body.message, body.conversation_id, mode=body.mode, questions=questions
+        )
+        for item in chunks:
             if isinstance(item, str):
                 yield event("answer", {"delta": item})
                 continue

@@ -27,7 +27,11 @@ _UPLOAD_BODY = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {
-                        "file": {"type": "string", "format": "binary", "description": ".txt .md .html .pdf"}
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": ".txt .md .html .pdf .docx .pptx .xlsx .csv",
+                        }
                     },
                 }
             },

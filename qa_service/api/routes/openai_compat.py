@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from qa_service.api.deps import ChatAuth, ConversationsDep, MetricsDep, ServiceDep
+from qa_service.api.deps import ChatAuth, ConversationsDep, MetricsDep, QuestionsDep, ServiceDep
 from qa_service.api.routes.responses import errors
 from qa_service.api.schemas import (
     CompletionChoice,
@@ -66,14 +66,22 @@ def _usage(question: str, answer: str) -> Usage:
     summary="OpenAI-compatible chat completions (the official SDK works unchanged).",
 )
 async def completions(
-    body: CompletionRequest, service: ServiceDep, conversations: ConversationsDep, metrics: MetricsDep
+    body: CompletionRequest,
+    service: ServiceDep,
+    conversations: ConversationsDep,
+    metrics: MetricsDep,
+    questions: QuestionsDep,
 ) -> CompletionResponse | StreamingResponse:
     question, history = _question_and_history(body)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if body.stream:
-        chunks = _stream(question, history, body.model, completion_id, created, service, conversations, metrics)
+        chunks = _stream(
+            question, history, body.model, completion_id, created, service, conversations, metrics, questions
+        )
         return StreamingResponse(chunks, media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
-    result = await run_in_threadpool(converse, service, conversations, question, None, history, _mode(body.model))
+    result = await run_in_threadpool(
+        converse, service, conversations, question, None, history, _mode(body.model), questions=questions
+    )
     metrics.answered("openai", result.answer.abstained)
     answer = result.answer
     return CompletionResponse(
@@ -121,11 +129,12 @@ def _stream(
     service: ServiceDep,
     conversations: ConversationsDep,
     metrics: MetricsDep,
+    questions: QuestionsDep = None,
 ) -> Iterator[str]:
     result: ChatResult | None = None
     started = False
     try:
-        for item in stream_chat(service, conversations, question, None, history, _mode(model)):
+        for item in stream_chat(service, conversations, question, None, history, _mode(model), questions=questions):
             if not started:
                 yield _chunk(completion_id, created, model, {"role": "assistant", "content": ""})
                 started = True
