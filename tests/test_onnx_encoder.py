@@ -101,9 +101,12 @@ def test_agrees_with_sentence_transformers(
     expected = reference.embed(TEXTS)
     assert _cosines(fp32.embed(TEXTS), expected).min() > 0.9999
     # Measured on 2,310 SQuAD sentences, questions and paragraphs: mean 0.993, min 0.980; on 306 texts of
-    # one or two words (the worst case, like "ok" and "" here): mean 0.989, min 0.957.
+    # one or two words (the worst case, like "ok" and "" here): mean 0.989, min 0.957. ONNX Runtime's
+    # int8 kernels differ by CPU: on an AVX-512 VNNI machine "ok" alone comes out at 0.940 (the rest
+    # of these texts at 0.97 or more).
     cosines = _cosines(int8.embed(TEXTS), expected)
-    assert cosines.min() > 0.95 and cosines.mean() > 0.98, cosines
+    assert cosines.min() > 0.93 and cosines.mean() > 0.98, cosines
+    assert np.sort(cosines)[1] > 0.95, cosines  # only the shortest text may fall below 0.95
 
 
 def test_order_is_restored_after_length_sorting(

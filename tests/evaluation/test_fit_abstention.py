@@ -50,5 +50,7 @@ def test_fit_is_reproducible_and_reports_held_out_articles(tmp_path: Path) -> No
     assert 0 < model["threshold"] < 1
     assert model["ungrounded"] < 0  # entity swaps are among the negatives
     assert set(first["leave_one_article_out_auroc_right_vs_unanswerable"]) == {"Bridges", "Rivers"}
-    assert first["examples"]["positive"] > 0 and first["examples"]["negative"] > first["examples"]["positive"]
+    examples = first["examples"]
+    assert examples["right"] > 0 and examples["unanswerable"] == 6 and examples["off-topic"] == 6
+    assert examples["swap"] > 0
     assert len(first["data_sha256"]) == 64

@@ -27,7 +27,8 @@ def service(index_dir: Path) -> QAService:
 
 def test_kherson_question_cites_the_withdrawal_sentence(service: QAService) -> None:
     answer = service.ask("How many troops withdrew from Kherson?")
-    assert not answer.abstained and answer.confidence > 0.5
+    # well clear of the threshold (confidence is calibrated on SQuAD 2.0, half of it adversarial questions)
+    assert not answer.abstained and answer.confidence > 1.5 * service.settings.abstention.threshold
     first = answer.citations[0]
     assert first.index == 1 and "withdrawing 20,000 to 30,000 troops" in first.text
     assert SEED_FILE.read_text()[first.start : first.end] == first.text
@@ -40,7 +41,7 @@ def test_kherson_question_cites_the_withdrawal_sentence(service: QAService) -> N
 )
 def test_off_topic_questions_are_refused(service: QAService, question: str) -> None:
     answer = service.ask(question)
-    assert answer.abstained and answer.citations == [] and answer.confidence < 0.5
+    assert answer.abstained and answer.citations == [] and answer.confidence < service.settings.abstention.threshold
     assert "could not find" in answer.answer
 
 
