@@ -42,6 +42,7 @@ def converse(
 ) -> ChatResult:
     """Answer `message` in its conversation. `history` (e.g. an OpenAI `messages` list) is used when
     given; otherwise the stored history of `conversation_id`."""
+    message = service.check_message(message)  # stored as answered: stripped and bounded
     conversation_id = conversations.check_id(conversation_id) if conversation_id else conversations.new_id()
     if history is None:
         history = conversations.history(conversation_id)

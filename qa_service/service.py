@@ -77,11 +77,7 @@ class QAService:
         mode = mode or self.settings.answer_mode
         if mode == "generative" and self._generator is None:
             raise InvalidInputError("Generative answers need a language model: set QA_LLM_BASE_URL on the server.")
-        question = question.strip()
-        if not question:
-            raise InvalidInputError("The question is empty; send a non-empty `message`.")
-        if len(question) > self.settings.max_message_chars:
-            raise InvalidInputError(f"The question is longer than {self.settings.max_message_chars} characters.")
+        question = self.check_message(question)
         query = self.retrieval_query(question, history or [])
         with self.store.snapshot():  # every read of one answer sees one committed state
             result = self._query.run(
@@ -103,11 +99,38 @@ class QAService:
                 answer = out["answer"].model_copy(update={"mode_used": out["mode_used"]})
         return DetailedAnswer(answer, ranked, query)
 
+    def check_message(self, message: str) -> str:
+        """The message as answered and stored: stripped, non-empty, at most QA_MAX_MESSAGE_CHARS."""
+        message = message.strip()
+        if not message:
+            raise InvalidInputError("The question is empty; send a non-empty `message`.")
+        if len(message) > self.settings.max_message_chars:
+            raise InvalidInputError(f"The question is longer than {self.settings.max_message_chars} characters.")
+        return message
+
+    def check_history(self, earlier: list[tuple[str, str]]) -> None:
+        """Earlier messages a client sends ((role, text), e.g. OpenAI `messages`): at most
+        QA_MAX_HISTORY_TURNS of them and QA_MAX_HISTORY_CHARS in all; user messages obey the message limit."""
+        limits = self.settings
+        if len(earlier) > limits.max_history_turns:
+            raise InvalidInputError(f"Too many messages: send at most {limits.max_history_turns} before the question.")
+        if sum(len(text) for _, text in earlier) > limits.max_history_chars:
+            raise InvalidInputError(
+                f"The earlier messages are longer than {limits.max_history_chars} characters in all; send fewer."
+            )
+        for role, text in earlier:
+            if role == "user" and len(text.strip()) > limits.max_message_chars:
+                raise InvalidInputError(
+                    f"An earlier user message is longer than {limits.max_message_chars} characters."
+                )
+
     def retrieval_query(self, question: str, history: list[Turn]) -> str:
-        """The question as retrieved: follow-ups are resolved against the user's earlier questions."""
+        """The question as retrieved: follow-ups are resolved against the user's earlier questions
+        (each cut to the message limit, so the query stays bounded whatever the history holds)."""
         if self.settings.history_turns == 0:
             return question
-        earlier = [t.content for t in history if t.role == "user"][-self.settings.history_turns :]
+        limit = self.settings.max_message_chars
+        earlier = [t.content[:limit] for t in history if t.role == "user"][-self.settings.history_turns :]
         return resolve_follow_up(question, earlier)
 
     # --- indexing ----------------------------------------------------------------------------

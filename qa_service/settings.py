@@ -98,7 +98,13 @@ class Settings(BaseSettings):
         1.0, ge=0, description="Further sentences are cited while their score is within this of the best."
     )
     history_turns: int = Field(2, ge=0, description="Earlier user questions used to resolve follow-ups.")
-    max_message_chars: int = Field(2000, ge=1)
+    max_message_chars: int = Field(
+        2000, ge=1, description="Longest message (after stripping), current or earlier, on every channel."
+    )
+    max_history_turns: int = Field(50, ge=0, description="Most earlier messages a request may send (OpenAI API).")
+    max_history_chars: int = Field(
+        20_000, ge=1, description="Most characters of earlier messages a request may send (OpenAI API)."
+    )
     weights: RankerWeights = RankerWeights()
     abstention: AbstentionModel = AbstentionModel()
     answer_mode: AnswerMode = Field(
