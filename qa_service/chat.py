@@ -7,11 +7,13 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from qa_service.contract import Answer, AnswerMode, Turn
 from qa_service.conversations import ConversationStore
 from qa_service.service import QAService
+
+ChatChannel = Literal["web", "slack", "openai"]
 
 
 @dataclass(frozen=True)
@@ -39,18 +41,31 @@ def converse(
     history: list[Turn] | None = None,
     mode: AnswerMode | None = None,
     on_sentence: Callable[[str], None] | None = None,
+    channel: ChatChannel = "web",
 ) -> ChatResult:
-    """Answer `message` in its conversation. `history` (e.g. an OpenAI `messages` list) is used when
-    given; otherwise the stored history of `conversation_id`."""
+    """Answer `message` in its conversation of `channel`.
+
+    - "web" (HTTP API, widget): continues `conversation_id` when this channel has it; an unknown,
+      expired or other channel's id starts a new conversation under an id the server picks, so ids
+      stay unguessable and no channel reads or writes another's.
+    - "slack": `conversation_id` is the thread's; it is created on the first question.
+    - "openai": the client sends `history` (its `messages`) and nothing is stored (turn 0).
+    """
     message = service.check_message(message)  # stored as answered: stripped and bounded
-    conversation_id = conversations.check_id(conversation_id) if conversation_id else conversations.new_id()
+    if channel == "openai":
+        answer = service.ask(message, history=history or [], mode=mode, on_sentence=on_sentence)
+        return ChatResult(answer, conversation_id or "", 0)
+    stored = conversations.get(conversations.check_id(conversation_id), channel) if conversation_id else None
+    if conversation_id is None or (stored is None and channel == "web"):
+        conversation_id = conversations.new_id()
     if history is None:
-        history = conversations.history(conversation_id)
+        history = [Turn(role=t.role, content=t.content, answer=t.answer) for t in stored.turns] if stored else []
     answer = service.ask(message, history=history, mode=mode, on_sentence=on_sentence)
     _, turn = conversations.append(
         conversation_id,
         Turn(role="user", content=message),
         Turn(role="assistant", content=answer.answer, answer=answer),
+        channel=channel,
     )
     return ChatResult(answer, conversation_id, turn)
 
@@ -62,6 +77,7 @@ def stream_chat(
     conversation_id: str | None = None,
     history: list[Turn] | None = None,
     mode: AnswerMode | None = None,
+    channel: ChatChannel = "web",
 ) -> Iterator[str | ChatResult]:
     """`converse`, streamed: yields the answer's text deltas as they are ready, then the ChatResult.
 
@@ -80,6 +96,7 @@ def stream_chat(
                 history,
                 mode,
                 on_sentence=lambda s: pieces.put(("sentence", s)),
+                channel=channel,
             )
             pieces.put(("done", result))
         except BaseException as exc:  # handed to the consumer

@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     conversation_ttl_seconds: int = Field(
         7 * 24 * 3600, ge=60, description="Idle time after which a conversation expires."
     )
+    feedback_ttl_seconds: int = Field(
+        90 * 24 * 3600, ge=60, description="Age after which answer feedback (ratings and comments) is deleted."
+    )
     log_json: bool = Field(True, description="Structured (JSON) request logs.")
 
     # --- Slack ------------------------------------------------------------------------------------

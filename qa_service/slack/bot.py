@@ -97,7 +97,9 @@ def build_slack_app(
             if not question:
                 client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=HINT)
                 return
-            result = converse(service, conversations, question, thread_conversation_id(channel, thread_ts))
+            result = converse(
+                service, conversations, question, thread_conversation_id(channel, thread_ts), channel="slack"
+            )
             client.chat_postMessage(
                 channel=channel,
                 thread_ts=thread_ts,
@@ -128,7 +130,7 @@ def build_slack_app(
             if not question:
                 client.chat_postEphemeral(channel=channel, user=user, text=HINT)
                 return
-            result = converse(service, conversations, question, f"slack-cmd-{uuid.uuid4().hex}")
+            result = converse(service, conversations, question, f"slack-cmd-{uuid.uuid4().hex}", channel="slack")
             client.chat_postEphemeral(
                 channel=channel,
                 user=user,
@@ -143,7 +145,7 @@ def build_slack_app(
     def on_share(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         ref = json.loads(action["value"])
-        conversation = conversations.get(ref["c"])
+        conversation = conversations.get(ref["c"], "slack")
         if conversation is None:
             return
         turns = {t.turn: t for t in conversation.turns}
@@ -161,7 +163,7 @@ def build_slack_app(
         ack()
         ref = json.loads(action["value"])
         rating = "up" if action["action_id"] == FEEDBACK_UP else "down"
-        conversations.add_feedback(ref["c"], ref["t"], rating, f"slack user {body['user']['id']}")
+        conversations.add_feedback(ref["c"], ref["t"], rating, f"slack user {body['user']['id']}", "slack")
         client.chat_postEphemeral(
             channel=body["channel"]["id"], user=body["user"]["id"], text="Thanks for the feedback!"
         )

@@ -75,7 +75,9 @@ async def completions(
     if body.stream:
         chunks = _stream(question, history, body.model, completion_id, created, service, conversations, metrics)
         return StreamingResponse(chunks, media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
-    result = await run_in_threadpool(converse, service, conversations, question, None, history, _mode(body.model))
+    result = await run_in_threadpool(
+        converse, service, conversations, question, None, history, _mode(body.model), channel="openai"
+    )
     metrics.answered("openai", result.answer.abstained)
     answer = result.answer
     return CompletionResponse(
@@ -127,7 +129,7 @@ def _stream(
     result: ChatResult | None = None
     started = False
     try:
-        for item in stream_chat(service, conversations, question, None, history, _mode(model)):
+        for item in stream_chat(service, conversations, question, None, history, _mode(model), channel="openai"):
             if not started:
                 yield _chunk(completion_id, created, model, {"role": "assistant", "content": ""})
                 started = True
