@@ -1,9 +1,10 @@
 """Typed settings (environment prefix `QA_`). Created by the app factory / CLI, never at import."""
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qa_service.contract import AnswerMode
@@ -136,8 +137,19 @@ class Settings(BaseSettings):
     )
     chat_api_key: SecretStr | None = Field(None, description="Bearer key for chat endpoints. Unset: chat is public.")
     cors_origins: list[str] = Field(default_factory=list, description='Allowed CORS origins, e.g. ["https://x.org"].')
-    rate_limit_per_minute: int = Field(120, ge=1, description="Requests per minute per API key (or client IP).")
+    rate_limit_per_minute: int = Field(
+        120, ge=1, description="Requests per minute per client address (and verified API key)."
+    )
     rate_limit_burst: int = Field(30, ge=1, description="Requests allowed at once before the rate applies.")
+    auth_failures_per_minute: int = Field(
+        5, ge=1, description="Failed key checks allowed per minute per client address (then 429)."
+    )
+    auth_failures_burst: int = Field(10, ge=1, description="Failed key checks allowed at once per client address.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description='Reverse proxies (addresses or networks, e.g. ["10.0.0.0/8"]) whose X-Forwarded-For '
+        "names the client; empty: the peer address is the client.",
+    )
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest JSON request body.")
     max_upload_bytes: int = Field(20_000_000, ge=1024, description="Largest uploaded document.")
     state_db: Path | None = Field(None, description="Conversations and feedback (default: INDEX_DIR/state.sqlite).")
@@ -154,6 +166,16 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, description="Verifies Events API requests.")
     slack_app_token: SecretStr | None = Field(None, description="xapp- token for Socket Mode (`qa-service slack`).")
     slack_api_url: str = Field("https://slack.com/api/", description="Slack Web API base URL.")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"QA_TRUSTED_PROXIES: {entry!r} is not an IP address or network") from exc
+        return value
 
     @model_validator(mode="after")
     def _generative_needs_a_model(self) -> "Settings":

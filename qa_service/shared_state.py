@@ -56,6 +56,8 @@ _NOW = "extract(epoch FROM clock_timestamp())"
 
 
 class Limiter(Protocol):
+    blocking: bool  # True: does I/O, so callers on the event loop run it in a worker thread
+
     def hit(self, identity: str) -> None:
         """Count one request of `identity`; raises RateLimitedError (with Retry-After) when over."""
 
@@ -153,6 +155,8 @@ class PostgresConversationStore(ConversationStore):
 
 class PostgresRateLimiter:
     """The token bucket of `RateLimiter`, one row per identity, updated in one atomic statement."""
+
+    blocking = True
 
     def __init__(self, db: Postgres, per_minute: int, burst: int) -> None:
         self.db, self.rate, self.burst = db, per_minute / 60.0, float(burst)
