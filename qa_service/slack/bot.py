@@ -27,7 +27,7 @@ from qa_service.settings import Settings
 
 if TYPE_CHECKING:
     from qa_service.shared_state import EventLog
-from qa_service.slack.blocks import FEEDBACK_DOWN, FEEDBACK_UP, SHARE, answer_blocks, fallback_text
+from qa_service.slack.blocks import FEEDBACK_DOWN, FEEDBACK_UP, SHARE, answer_blocks, fallback_text, share_text
 
 logger = logging.getLogger(__name__)
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
@@ -155,7 +155,7 @@ def build_slack_app(
         user = body["user"]["id"]
         client.chat_postMessage(
             channel=body["channel"]["id"],
-            text=f"<@{user}> asked: {question}",
+            text=share_text(user, question),
             blocks=answer_blocks(answer, ref["c"], ref["t"], question=question),
         )
 
