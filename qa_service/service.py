@@ -187,5 +187,7 @@ class QAService:
         return self.document(doc_id).source, before, text[start:end], after
 
     def delete_document(self, doc_id: str) -> None:
+        if not self.store.list_documents(doc_id):  # unknown: answered without writing a generation
+            raise DocumentNotFoundError(f"Document {doc_id!r} not found.")
         if not self.store.apply([], [doc_id]).deleted:
             raise DocumentNotFoundError(f"Document {doc_id!r} not found.")

@@ -71,7 +71,7 @@ def _stream(
             yield event("citations", {"citations": [c.model_dump() for c in item.answer.citations]})
             yield event("done", _response(item).model_dump())
     except QAServiceError as exc:
-        yield event("error", {"error": {"code": exc.code, "message": str(exc)}})
+        yield event("error", {"error": {"code": exc.code, "message": exc.client_message()}})
     except Exception:
         logger.exception("Streaming chat failed")
         yield event("error", {"error": {"code": "internal_error", "message": "Internal server error."}})

@@ -138,7 +138,7 @@ def _stream(
             else:
                 result = item
     except QAServiceError as exc:
-        yield f"data: {json.dumps({'error': {'code': exc.code, 'message': str(exc)}})}\n\n"
+        yield f"data: {json.dumps({'error': {'code': exc.code, 'message': exc.client_message()}})}\n\n"
         return
     except Exception:
         logger.exception("Streaming completion failed")
