@@ -13,6 +13,7 @@ from haystack import Document
 from qa_service.contract import Answer, AnswerMode, Turn
 from qa_service.errors import DocumentNotFoundError, InvalidInputError
 from qa_service.followups import resolve_follow_up
+from qa_service.generation.slots import GenerationSlots
 from qa_service.indexer import Indexer, IndexReport, TextSource
 from qa_service.ingest.converters import convert_bytes
 from qa_service.ingest.sources import document_id
@@ -42,6 +43,7 @@ class QAService:
         self.indexer = Indexer(self.store, self._indexing, settings.index_batch_chars)
         self._query = GraphRunner(build_query_pipeline(settings, self.store))
         self._generator = build_generator(settings)
+        self._slots = GenerationSlots(settings.llm_max_concurrent, max(1, round(settings.llm_timeout_seconds / 4)))
 
     def warm_up(self) -> None:
         """Load the model and run one query, so the first user does not pay for lazy initialisation;
@@ -78,6 +80,25 @@ class QAService:
         if mode == "generative" and self._generator is None:
             raise InvalidInputError("Generative answers need a language model: set QA_LLM_BASE_URL on the server.")
         question = self.check_message(question)
+        if mode == "generative":
+            with self._slots.hold():
+                return self._answer(question, history, filters, mode, on_sentence)
+        return self._answer(question, history, filters, mode, on_sentence)
+
+    def check_capacity(self, mode: AnswerMode | None) -> None:
+        """GenerationBusyError now if `mode` (or the default) is generative and every slot is taken:
+        streams call it before their response starts (the binding check is in `ask`)."""
+        if (mode or self.settings.answer_mode) == "generative" and self._generator is not None:
+            self._slots.check()
+
+    def _answer(
+        self,
+        question: str,
+        history: list[Turn] | None,
+        filters: dict[str, Any] | None,
+        mode: AnswerMode,
+        on_sentence: Callable[[str], None] | None,
+    ) -> DetailedAnswer:
         query = self.retrieval_query(question, history or [])
         with self.store.snapshot():  # every read of one answer sees one committed state
             result = self._query.run(

@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     llm_sources: int = Field(8, ge=1, le=20, description="Ranked sentences given to the model as numbered sources.")
     llm_max_sentences: int = Field(4, ge=1, le=10, description="Longest generated answer, in sentences.")
     llm_max_tokens: int = Field(300, ge=16)
+    llm_max_concurrent: int = Field(
+        4, ge=1, description="Generative answers in flight per process; more get 503 with Retry-After."
+    )
     prompts_dir: Path = Field(Path("prompts"), description="Jinja prompt templates (checked at startup).")
     host: str = "127.0.0.1"
     port: int = 8000

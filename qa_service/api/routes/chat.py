@@ -48,6 +48,7 @@ async def chat(
     if body.conversation_id:
         conversations.check_id(body.conversation_id)
     if wants_stream(accept, body.stream):
+        service.check_capacity(body.mode)  # refused before the stream starts, with a status
         return StreamingResponse(
             _stream(body, service, conversations, metrics), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
         )

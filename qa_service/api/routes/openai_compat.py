@@ -73,6 +73,7 @@ async def completions(
     question, history = _question_and_history(body, service)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if body.stream:
+        service.check_capacity(_mode(body.model))  # refused before the stream starts, with a status
         chunks = _stream(question, history, body.model, completion_id, created, service, conversations, metrics)
         return StreamingResponse(chunks, media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
     result = await run_in_threadpool(
