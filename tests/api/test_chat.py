@@ -68,6 +68,9 @@ def test_healthz_reports_the_index(client: TestClient) -> None:
 
 
 class ExplodingService:
+    def check_message(self, message: str) -> str:
+        return message
+
     def ask(self, *args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internal detail /etc/passwd")
 
