@@ -83,6 +83,12 @@ class Settings(BaseSettings):
         None, description="postgresql://user:password@host:5432/db; required when STORE=pgvector."
     )
     database_pool_size: int = Field(8, ge=1, description="PostgreSQL connections per process.")
+    database_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="PostgreSQL: longest wait for a connection (from the pool or a new one) and for a statement; "
+        "past it the request gets 503.",
+    )
     pgvector_ef_search: int = Field(100, ge=1, description="HNSW search breadth in PostgreSQL (hnsw.ef_search).")
     pgvector_language: str = Field("english", description="PostgreSQL text search configuration for keywords.")
     faiss_nprobe: int = Field(16, ge=1, description="IVF lists probed per query.")

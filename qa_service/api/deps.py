@@ -10,8 +10,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from pydantic import SecretStr
-from starlette.concurrency import run_in_threadpool
 
+from qa_service.api.blocking import bounded_wait
 from qa_service.api.observability import Metrics
 from qa_service.api.security import (
     ForbiddenError,
@@ -57,7 +57,7 @@ async def _limit(request: Request, settings: Settings, key: str | None) -> None:
     limiter: Limiter = request.app.state.limiter
     identity = client_identity(client_address(request, settings.trusted_proxies), key)
     if limiter.blocking:
-        await run_in_threadpool(limiter.hit, identity)
+        await bounded_wait(limiter.hit, identity, seconds=settings.database_timeout_seconds)
     else:
         limiter.hit(identity)
 
