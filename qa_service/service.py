@@ -127,6 +127,8 @@ class QAService:
             raise InvalidInputError("The question is empty; send a non-empty `message`.")
         if len(message) > self.settings.max_message_chars:
             raise InvalidInputError(f"The question is longer than {self.settings.max_message_chars} characters.")
+        if "\x00" in message:
+            raise InvalidInputError("The question contains NUL characters; send plain text.")
         return message
 
     def check_history(self, earlier: list[tuple[str, str]]) -> None:
@@ -179,6 +181,9 @@ class QAService:
             if data is None:
                 raise InvalidInputError("Send a file or a text.")
             text = convert_bytes(source, data)
+        text = text.replace("\x00", "")  # as the file converters do (PostgreSQL cannot store NUL)
+        if not text.strip():
+            raise InvalidInputError(f"{source!r} contains no text.")
         origin = UPLOAD_ORIGIN + source
         self.index_texts([TextSource(source=source, text=text, origin=origin)])
         return self.document(document_id(origin))
