@@ -66,3 +66,24 @@ def test_openai_completions_store_no_conversation(client: TestClient) -> None:
     path = client.app.state.settings.index_dir / "state.sqlite"  # type: ignore[attr-defined]
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM conversations").fetchone()[0] == 0
+
+
+def test_state_from_before_channels_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "state.sqlite"
+    with sqlite3.connect(path) as conn:  # the schema before conversations had a channel
+        conn.executescript(
+            "CREATE TABLE conversations (id TEXT PRIMARY KEY, created_at REAL NOT NULL, updated_at REAL NOT NULL);"
+            "CREATE TABLE turns (conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+            " turn INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, answer TEXT, created_at REAL NOT NULL,"
+            " PRIMARY KEY (conversation_id, turn));"
+        )
+        now = time.time()
+        for cid, content in (("slack-C1-1700000000_000100", "Private?"), ("abc123", "Public?")):
+            conn.execute("INSERT INTO conversations VALUES (?, ?, ?)", (cid, now, now))
+            conn.execute("INSERT INTO turns VALUES (?, 1, 'user', ?, NULL, ?)", (cid, content, now))
+    store = SQLiteConversationStore(path)
+    assert store.get("slack-C1-1700000000_000100") is None
+    assert [t.content for t in store.history("slack-C1-1700000000_000100", channel="slack")] == ["Private?"]
+    assert [t.content for t in store.history("abc123")] == ["Public?"]
