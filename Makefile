@@ -12,7 +12,7 @@ REFERENCE_VENV := .bench/reference-venv
 BENCH_OUT ?= bench-results
 BENCH_ARGS ?=
 
-.PHONY: install browser reference run index serve test test-fast lint eval bench bench-pgvector clean
+.PHONY: install browser reference run index serve test test-fast lint eval bench bench-pgvector soak clean
 
 $(STAMP): requirements.lock requirements-test.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,13 @@ bench: install reference
 # Both backends on the SQuAD subset: eval + HTTP load, pgvector with 1 and 2 replicas (PostgreSQL on loopback).
 bench-pgvector: install
 	$(BIN)/python bench/pgvector_capacity.py
+
+# Churn for SOAK_MINUTES (default 30) at bounded rates on a real server: requests, latency percentiles,
+# 5xx, citation and restart checks, RSS growth (README, "Security and limits"). Not part of `make test`.
+SOAK_MINUTES ?= 30
+SOAK_ARGS ?=
+soak: install
+	$(BIN)/python bench/soak.py --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) index/store.sqlite* index/*.faiss* index/manifest.json

@@ -8,12 +8,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from qa_service.contract import Answer, AnswerMode, Turn
 from qa_service.conversations import ConversationStore
 from qa_service.question_log import QuestionLog
 from qa_service.service import QAService
+
+ChatChannel = Literal["web", "slack", "openai"]
 
 
 @dataclass(frozen=True)
@@ -42,21 +44,36 @@ def converse(
     mode: AnswerMode | None = None,
     on_sentence: Callable[[str], None] | None = None,
     questions: QuestionLog | None = None,
+    channel: ChatChannel = "web",
 ) -> ChatResult:
-    """Answer `message` in its conversation. `history` (e.g. an OpenAI `messages` list) is used when
-    given; otherwise the stored history of `conversation_id`. Every answer is recorded in `questions`
-    (the admin page's question log) when one is given."""
-    conversation_id = conversations.check_id(conversation_id) if conversation_id else conversations.new_id()
+    """Answer `message` in its conversation of `channel`. Every answer is recorded in `questions`
+    (the admin page's question log) when one is given.
+
+    - "web" (HTTP API, widget): continues `conversation_id` when this channel has it; an unknown,
+      expired or other channel's id starts a new conversation under an id the server picks, so ids
+      stay unguessable and no channel reads or writes another's.
+    - "slack": `conversation_id` is the thread's; it is created on the first question.
+    - "openai": the client sends `history` (its `messages`) and nothing is stored (turn 0).
+    """
+    message = service.check_message(message)  # stored as answered: stripped and bounded
+    stored = None
+    if channel != "openai" and conversation_id:
+        stored = conversations.get(conversations.check_id(conversation_id), channel)
+    if channel != "openai" and (conversation_id is None or (stored is None and channel == "web")):
+        conversation_id = conversations.new_id()
     if history is None:
-        history = conversations.history(conversation_id)
+        history = [Turn(role=t.role, content=t.content, answer=t.answer) for t in stored.turns] if stored else []
     started = time.perf_counter()
     answer = service.ask(message, history=history, mode=mode, on_sentence=on_sentence)
     latency_ms = (time.perf_counter() - started) * 1000
-    _, turn = conversations.append(
-        conversation_id,
-        Turn(role="user", content=message),
-        Turn(role="assistant", content=answer.answer, answer=answer),
-    )
+    conversation_id, turn = conversation_id or "", 0
+    if channel != "openai":
+        _, turn = conversations.append(
+            conversation_id,
+            Turn(role="user", content=message),
+            Turn(role="assistant", content=answer.answer, answer=answer),
+            channel=channel,
+        )
     if questions is not None:
         questions.record(conversation_id, turn, message, answer, latency_ms)
     return ChatResult(answer, conversation_id, turn)
@@ -70,6 +87,7 @@ def stream_chat(
     history: list[Turn] | None = None,
     mode: AnswerMode | None = None,
     questions: QuestionLog | None = None,
+    channel: ChatChannel = "web",
 ) -> Iterator[str | ChatResult]:
     """`converse`, streamed: yields the answer's text deltas as they are ready, then the ChatResult.
 
@@ -89,6 +107,7 @@ def stream_chat(
                 mode,
                 on_sentence=lambda s: pieces.put(("sentence", s)),
                 questions=questions,
+                channel=channel,
             )
             pieces.put(("done", result))
         except BaseException as exc:  # handed to the consumer

@@ -107,7 +107,13 @@ def serve(
     settings = _settings(index_dir)
     configure_logging(settings.log_json)
     workers = workers or settings.workers
-    bind = {"host": host or settings.host, "port": port or settings.port, "access_log": False, "log_config": None}
+    bind = {
+        "host": host or settings.host,
+        "port": port or settings.port,
+        "access_log": False,
+        "log_config": None,
+        "proxy_headers": False,  # the client address is the app's to decide (QA_TRUSTED_PROXIES)
+    }
     settings = settings.model_copy(update={"host": bind["host"]})  # e.g. /mcp guards Host headers on loopback only
     if workers == 1:
         uvicorn.run(create_app(settings), **bind)  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY, created_at REAL NOT NULL, updated_at REAL NOT NULL
+    id TEXT PRIMARY KEY, created_at REAL NOT NULL, updated_at REAL NOT NULL, channel TEXT NOT NULL DEFAULT 'web'
 );
 CREATE TABLE IF NOT EXISTS turns (
     conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
@@ -37,7 +37,12 @@ CREATE TABLE IF NOT EXISTS feedback (
     rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT, created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS conversations_updated ON conversations(updated_at);
+CREATE INDEX IF NOT EXISTS feedback_created ON feedback(created_at);
 """
+# Conversations stored before channels existed: Slack's ids say so, the rest came over HTTP.
+MIGRATE_CHANNEL = "UPDATE {table} SET channel = 'slack' WHERE id LIKE 'slack-%' AND channel = 'web'"
+Channel = Literal["web", "slack"]
+FEEDBACK_TTL_SECONDS = 90 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,12 @@ class Conversation:
 
 
 class ConversationStore(ABC):
+    """A conversation belongs to the channel that created it ("web": the HTTP API and widget; "slack"):
+    no other channel can read it, append to it or rate its answers."""
+
     ttl: float
     max_turns: int
+    feedback_ttl: float
 
     @staticmethod
     def new_id() -> str:
@@ -72,12 +81,13 @@ class ConversationStore(ABC):
         return conversation_id
 
     @abstractmethod
-    def get(self, conversation_id: str) -> Conversation | None:
-        """The conversation with its turns, or None when unknown or expired."""
+    def get(self, conversation_id: str, channel: Channel = "web") -> Conversation | None:
+        """The conversation with its turns, or None when unknown, expired or another channel's."""
 
     @abstractmethod
-    def append(self, conversation_id: str, *turns: Turn) -> list[int]:
-        """Store turns; returns their turn numbers (1-based, in conversation order)."""
+    def append(self, conversation_id: str, *turns: Turn, channel: Channel = "web") -> list[int]:
+        """Store turns; returns their turn numbers (1-based, in conversation order). NotFoundError
+        when the conversation belongs to another channel."""
 
     @abstractmethod
     def _insert_feedback(self, conversation_id: str, turn: int, rating: str, comment: str | None) -> int: ...
@@ -88,14 +98,16 @@ class ConversationStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def history(self, conversation_id: str) -> list[Turn]:
-        conversation = self.get(conversation_id)
+    def history(self, conversation_id: str, channel: Channel = "web") -> list[Turn]:
+        conversation = self.get(conversation_id, channel)
         if conversation is None:
             return []
         return [Turn(role=t.role, content=t.content, answer=t.answer) for t in conversation.turns]
 
-    def add_feedback(self, conversation_id: str, turn: int, rating: str, comment: str | None) -> int:
-        conversation = self.get(conversation_id)
+    def add_feedback(
+        self, conversation_id: str, turn: int, rating: str, comment: str | None, channel: Channel = "web"
+    ) -> int:
+        conversation = self.get(conversation_id, channel)
         if conversation is None:
             raise NotFoundError(f"Conversation {conversation_id!r} not found (unknown or expired).")
         if not any(t.turn == turn and t.role == "assistant" for t in conversation.turns):
@@ -104,12 +116,22 @@ class ConversationStore(ABC):
 
 
 class SQLiteConversationStore(ConversationStore):
-    def __init__(self, path: Path, ttl_seconds: float = 7 * 24 * 3600, max_turns: int = 200) -> None:
-        self.path, self.ttl, self.max_turns = path, ttl_seconds, max_turns
+    def __init__(
+        self,
+        path: Path,
+        ttl_seconds: float = 7 * 24 * 3600,
+        max_turns: int = 200,
+        feedback_ttl_seconds: float = FEEDBACK_TTL_SECONDS,
+    ) -> None:
+        self.path, self.ttl, self.max_turns, self.feedback_ttl = path, ttl_seconds, max_turns, feedback_ttl_seconds
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._lock = threading.Lock()
-        with self._conn() as conn:
+        with self._lock, self._conn() as conn:
+            columns = [r[1] for r in conn.execute("PRAGMA table_info(conversations)")]
+            if columns and "channel" not in columns:  # a state file from before channels
+                conn.execute("ALTER TABLE conversations ADD COLUMN channel TEXT NOT NULL DEFAULT 'web'")
+                conn.execute(MIGRATE_CHANNEL.format(table="conversations"))
             conn.executescript(_SCHEMA)
 
     @contextmanager
@@ -125,11 +147,12 @@ class SQLiteConversationStore(ConversationStore):
             self._local.conn = conn
         yield conn
 
-    def get(self, conversation_id: str) -> Conversation | None:
+    def get(self, conversation_id: str, channel: Channel = "web") -> Conversation | None:
         with self._conn() as conn:
             self._expire(conn)
             row = conn.execute(
-                "SELECT created_at, updated_at FROM conversations WHERE id = ?", (conversation_id,)
+                "SELECT created_at, updated_at FROM conversations WHERE id = ? AND channel = ?",
+                (conversation_id, channel),
             ).fetchone()
             if row is None:
                 return None
@@ -142,16 +165,18 @@ class SQLiteConversationStore(ConversationStore):
             ]
         return Conversation(conversation_id, row[0], row[1], turns)
 
-    def append(self, conversation_id: str, *turns: Turn) -> list[int]:
+    def append(self, conversation_id: str, *turns: Turn, channel: Channel = "web") -> list[int]:
         now = time.time()
         with self._lock, self._conn() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute(
-                    "INSERT INTO conversations(id, created_at, updated_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at",
-                    (conversation_id, now, now),
-                )
+                owner = conn.execute(
+                    "INSERT INTO conversations(id, created_at, updated_at, channel) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at RETURNING channel",
+                    (conversation_id, now, now, channel),
+                ).fetchone()[0]
+                if owner != channel:
+                    raise NotFoundError(f"Conversation {conversation_id!r} not found (unknown or expired).")
                 last = conn.execute(
                     "SELECT COALESCE(MAX(turn), 0) FROM turns WHERE conversation_id = ?", (conversation_id,)
                 ).fetchone()[0]
@@ -191,7 +216,9 @@ class SQLiteConversationStore(ConversationStore):
         return [{"turn": r[0], "rating": r[1], "comment": r[2], "created_at": r[3]} for r in rows]
 
     def _expire(self, conn: sqlite3.Connection) -> None:
-        conn.execute("DELETE FROM conversations WHERE updated_at < ?", (time.time() - self.ttl,))
+        now = time.time()
+        conn.execute("DELETE FROM conversations WHERE updated_at < ?", (now - self.ttl,))
+        conn.execute("DELETE FROM feedback WHERE created_at < ?", (now - self.feedback_ttl,))
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

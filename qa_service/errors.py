@@ -7,6 +7,14 @@ class QAServiceError(Exception):
     code = "internal_error"
     http_status = 500
     headers: dict[str, str] | None = None  # extra HTTP response headers (e.g. Retry-After)
+    # What a client is told of a server-side (5xx) error: the message itself goes to the server log
+    # only, as it may name files, hosts or internals.
+    public_message = "Internal server error; see the server log."
+
+    def client_message(self) -> str:
+        """The message for the response body: the whole message for client errors (4xx: they say what
+        to fix), `public_message` for server errors."""
+        return str(self) if self.http_status < 500 else self.public_message
 
 
 class InvalidInputError(QAServiceError):
@@ -41,6 +49,7 @@ class PayloadTooLargeError(QAServiceError):
 class IndexNotFoundError(QAServiceError):
     code = "index_not_found"
     http_status = 503
+    public_message = "The index is not available yet (not built, or still loading); see the server log."
 
 
 class IndexMismatchError(QAServiceError):
@@ -48,11 +57,15 @@ class IndexMismatchError(QAServiceError):
 
     code = "index_mismatch"
     http_status = 503
+    public_message = (
+        "The index on the server cannot be used (another model or version, or inconsistent); see the server log."
+    )
 
 
 class ModelLoadError(QAServiceError):
     code = "model_unavailable"
     http_status = 503
+    public_message = "The embedding model could not be loaded; see the server log."
 
 
 class DatabaseUnavailableError(QAServiceError):
@@ -60,3 +73,4 @@ class DatabaseUnavailableError(QAServiceError):
 
     code = "database_unavailable"
     http_status = 503
+    public_message = "The database is unavailable; try again shortly."

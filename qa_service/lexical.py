@@ -40,8 +40,13 @@ def terms(text: str) -> list[str]:
     return [stem(w) for w in _WORD.findall(text.lower())]
 
 
+_CACHED_TEXT_CHARS = 4096  # longer texts are not cached: the cache's keys stay bounded in size
+
+
 def content_terms(text: str) -> frozenset[str]:
     """Cached: candidate sentences recur across questions, and this runs for each of them."""
+    if len(text) > _CACHED_TEXT_CHARS:
+        return _content_terms.__wrapped__(text)
     return _content_terms(text)
 
 

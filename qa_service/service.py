@@ -14,6 +14,7 @@ from haystack import Document
 from qa_service.contract import Answer, AnswerMode, Turn
 from qa_service.errors import DocumentNotFoundError, InvalidInputError
 from qa_service.followups import resolve_follow_up
+from qa_service.generation.slots import GenerationSlots
 from qa_service.indexer import Indexer, IndexReport, TextSource
 from qa_service.ingest.converters import convert
 from qa_service.ingest.locations import locate, location_meta
@@ -50,6 +51,7 @@ class QAService:
         self.indexer = Indexer(self.store, self._indexing, settings.index_batch_chars)
         self._query = GraphRunner(build_query_pipeline(settings, self.store))
         self._generator = build_generator(settings)
+        self._slots = GenerationSlots(settings.llm_max_concurrent, max(1, round(settings.llm_timeout_seconds / 4)))
 
     def warm_up(self) -> None:
         """Load the model and run one query, so the first user does not pay for lazy initialisation;
@@ -85,11 +87,26 @@ class QAService:
         mode = mode or self.settings.answer_mode
         if mode == "generative" and self._generator is None:
             raise InvalidInputError("Generative answers need a language model: set QA_LLM_BASE_URL on the server.")
-        question = question.strip()
-        if not question:
-            raise InvalidInputError("The question is empty; send a non-empty `message`.")
-        if len(question) > self.settings.max_message_chars:
-            raise InvalidInputError(f"The question is longer than {self.settings.max_message_chars} characters.")
+        question = self.check_message(question)
+        if mode == "generative":
+            with self._slots.hold():
+                return self._answer(question, history, filters, mode, on_sentence)
+        return self._answer(question, history, filters, mode, on_sentence)
+
+    def check_capacity(self, mode: AnswerMode | None) -> None:
+        """GenerationBusyError now if `mode` (or the default) is generative and every slot is taken:
+        streams call it before their response starts (the binding check is in `ask`)."""
+        if (mode or self.settings.answer_mode) == "generative" and self._generator is not None:
+            self._slots.check()
+
+    def _answer(
+        self,
+        question: str,
+        history: list[Turn] | None,
+        filters: dict[str, Any] | None,
+        mode: AnswerMode,
+        on_sentence: Callable[[str], None] | None,
+    ) -> DetailedAnswer:
         query = self.retrieval_query(question, history or [])
         with self.store.snapshot():  # every read of one answer sees one committed state
             result = self._query.run(
@@ -127,11 +144,40 @@ class QAService:
         found = self.store.list_documents(doc_id)
         return found[0].meta.get("locations") if found else None
 
+    def check_message(self, message: str) -> str:
+        """The message as answered and stored: stripped, non-empty, at most QA_MAX_MESSAGE_CHARS."""
+        message = message.strip()
+        if not message:
+            raise InvalidInputError("The question is empty; send a non-empty `message`.")
+        if len(message) > self.settings.max_message_chars:
+            raise InvalidInputError(f"The question is longer than {self.settings.max_message_chars} characters.")
+        if "\x00" in message:
+            raise InvalidInputError("The question contains NUL characters; send plain text.")
+        return message
+
+    def check_history(self, earlier: list[tuple[str, str]]) -> None:
+        """Earlier messages a client sends ((role, text), e.g. OpenAI `messages`): at most
+        QA_MAX_HISTORY_TURNS of them and QA_MAX_HISTORY_CHARS in all; user messages obey the message limit."""
+        limits = self.settings
+        if len(earlier) > limits.max_history_turns:
+            raise InvalidInputError(f"Too many messages: send at most {limits.max_history_turns} before the question.")
+        if sum(len(text) for _, text in earlier) > limits.max_history_chars:
+            raise InvalidInputError(
+                f"The earlier messages are longer than {limits.max_history_chars} characters in all; send fewer."
+            )
+        for role, text in earlier:
+            if role == "user" and len(text.strip()) > limits.max_message_chars:
+                raise InvalidInputError(
+                    f"An earlier user message is longer than {limits.max_message_chars} characters."
+                )
+
     def retrieval_query(self, question: str, history: list[Turn]) -> str:
-        """The question as retrieved: follow-ups are resolved against the user's earlier questions."""
+        """The question as retrieved: follow-ups are resolved against the user's earlier questions
+        (each cut to the message limit, so the query stays bounded whatever the history holds)."""
         if self.settings.history_turns == 0:
             return question
-        earlier = [t.content for t in history if t.role == "user"][-self.settings.history_turns :]
+        limit = self.settings.max_message_chars
+        earlier = [t.content[:limit] for t in history if t.role == "user"][-self.settings.history_turns :]
         return resolve_follow_up(question, earlier)
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -165,6 +211,9 @@ class QAService:
                 raise InvalidInputError("Send a file or a text.")
             converted = convert(source, data)
             text, meta = converted.text, location_meta(converted)
+        text = text.replace("\x00", "")  # as the file converters do (PostgreSQL cannot store NUL)
+        if not text.strip():
+            raise InvalidInputError(f"{source!r} contains no text.")
         origin = UPLOAD_ORIGIN + source
         self.index_texts([TextSource(source=source, text=text, origin=origin, meta=meta)])
         return self.document(document_id(origin))
@@ -199,5 +248,7 @@ class QAService:
         return locate(self.locations(doc_id), offset)
 
     def delete_document(self, doc_id: str) -> None:
+        if not self.store.list_documents(doc_id):  # unknown: answered without writing a generation
+            raise DocumentNotFoundError(f"Document {doc_id!r} not found.")
         if not self.store.apply([], [doc_id]).deleted:
             raise DocumentNotFoundError(f"Document {doc_id!r} not found.")

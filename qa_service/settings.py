@@ -1,9 +1,10 @@
 """Typed settings (environment prefix `QA_`). Created by the app factory / CLI, never at import."""
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qa_service.contract import AnswerMode
@@ -86,6 +87,12 @@ class Settings(BaseSettings):
         None, description="postgresql://user:password@host:5432/db; required when STORE=pgvector."
     )
     database_pool_size: int = Field(8, ge=1, description="PostgreSQL connections per process.")
+    database_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="PostgreSQL: longest wait for a connection (from the pool or a new one) and for a statement; "
+        "past it the request gets 503.",
+    )
     pgvector_ef_search: int = Field(100, ge=1, description="HNSW search breadth in PostgreSQL (hnsw.ef_search).")
     pgvector_language: str = Field("english", description="PostgreSQL text search configuration for keywords.")
     faiss_nprobe: int = Field(16, ge=1, description="IVF lists probed per query.")
@@ -102,7 +109,13 @@ class Settings(BaseSettings):
         1.0, ge=0, description="Further sentences are cited while their score is within this of the best."
     )
     history_turns: int = Field(2, ge=0, description="Earlier user questions used to resolve follow-ups.")
-    max_message_chars: int = Field(2000, ge=1)
+    max_message_chars: int = Field(
+        2000, ge=1, description="Longest message (after stripping), current or earlier, on every channel."
+    )
+    max_history_turns: int = Field(50, ge=0, description="Most earlier messages a request may send (OpenAI API).")
+    max_history_chars: int = Field(
+        20_000, ge=1, description="Most characters of earlier messages a request may send (OpenAI API)."
+    )
     weights: RankerWeights = RankerWeights()
     abstention: AbstentionModel = AbstentionModel()
     answer_mode: AnswerMode = Field(
@@ -118,6 +131,9 @@ class Settings(BaseSettings):
     llm_sources: int = Field(8, ge=1, le=20, description="Ranked sentences given to the model as numbered sources.")
     llm_max_sentences: int = Field(4, ge=1, le=10, description="Longest generated answer, in sentences.")
     llm_max_tokens: int = Field(300, ge=16)
+    llm_max_concurrent: int = Field(
+        4, ge=1, description="Generative answers in flight per process; more get 503 with Retry-After."
+    )
     prompts_dir: Path = Field(Path("prompts"), description="Jinja prompt templates (checked at startup).")
     host: str = "127.0.0.1"
     port: int = 8000
@@ -134,8 +150,19 @@ class Settings(BaseSettings):
     )
     chat_api_key: SecretStr | None = Field(None, description="Bearer key for chat endpoints. Unset: chat is public.")
     cors_origins: list[str] = Field(default_factory=list, description='Allowed CORS origins, e.g. ["https://x.org"].')
-    rate_limit_per_minute: int = Field(120, ge=1, description="Requests per minute per API key (or client IP).")
+    rate_limit_per_minute: int = Field(
+        120, ge=1, description="Requests per minute per client address (and verified API key)."
+    )
     rate_limit_burst: int = Field(30, ge=1, description="Requests allowed at once before the rate applies.")
+    auth_failures_per_minute: int = Field(
+        5, ge=1, description="Failed key checks allowed per minute per client address (then 429)."
+    )
+    auth_failures_burst: int = Field(10, ge=1, description="Failed key checks allowed at once per client address.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description='Reverse proxies (addresses or networks, e.g. ["10.0.0.0/8"]) whose X-Forwarded-For '
+        "names the client; empty: the peer address is the client.",
+    )
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest JSON request body.")
     max_upload_bytes: int = Field(20_000_000, ge=1024, description="Largest uploaded document.")
     state_db: Path | None = Field(None, description="Conversations and feedback (default: INDEX_DIR/state.sqlite).")
@@ -145,6 +172,9 @@ class Settings(BaseSettings):
     question_log_days: int = Field(
         90, ge=1, description="Days the admin page's question log keeps each question (then it is pruned)."
     )
+    feedback_ttl_seconds: int = Field(
+        90 * 24 * 3600, ge=60, description="Age after which answer feedback (ratings and comments) is deleted."
+    )
     log_json: bool = Field(True, description="Structured (JSON) request logs.")
 
     # --- Slack ------------------------------------------------------------------------------------
@@ -152,6 +182,16 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, description="Verifies Events API requests.")
     slack_app_token: SecretStr | None = Field(None, description="xapp- token for Socket Mode (`qa-service slack`).")
     slack_api_url: str = Field("https://slack.com/api/", description="Slack Web API base URL.")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"QA_TRUSTED_PROXIES: {entry!r} is not an IP address or network") from exc
+        return value
 
     @model_validator(mode="after")
     def _generative_needs_a_model(self) -> "Settings":

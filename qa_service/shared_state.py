@@ -16,7 +16,16 @@ from typing import Any, Protocol
 from psycopg import Connection
 
 from qa_service.contract import Answer, Turn
-from qa_service.conversations import Conversation, ConversationStore, SQLiteConversationStore, StoredTurn
+from qa_service.conversations import (
+    FEEDBACK_TTL_SECONDS,
+    MIGRATE_CHANNEL,
+    Channel,
+    Conversation,
+    ConversationStore,
+    SQLiteConversationStore,
+    StoredTurn,
+)
+from qa_service.errors import NotFoundError
 from qa_service.question_log import PostgresQuestionLog, QuestionLog, SQLiteQuestionLog
 from qa_service.question_log import create_pg_schema as create_question_log_schema
 from qa_service.settings import Settings
@@ -41,12 +50,16 @@ CREATE TABLE IF NOT EXISTS qa_rate_buckets (
     allowed BOOLEAN NOT NULL
 );
 CREATE TABLE IF NOT EXISTS qa_slack_events (event_id TEXT PRIMARY KEY, seen_at DOUBLE PRECISION NOT NULL);
-CREATE INDEX IF NOT EXISTS qa_slack_events_seen ON qa_slack_events (seen_at)
+CREATE INDEX IF NOT EXISTS qa_slack_events_seen ON qa_slack_events (seen_at);
+CREATE INDEX IF NOT EXISTS qa_feedback_created ON qa_feedback (created_at)
 """
+_CHANNEL_COLUMN = "ALTER TABLE qa_conversations ADD COLUMN IF NOT EXISTS channel TEXT NOT NULL DEFAULT 'web'"
 _NOW = "extract(epoch FROM clock_timestamp())"
 
 
 class Limiter(Protocol):
+    blocking: bool  # True: does I/O, so callers on the event loop run it in a worker thread
+
     def hit(self, identity: str) -> None:
         """Count one request of `identity`; raises RateLimitedError (with Retry-After) when over."""
 
@@ -59,17 +72,31 @@ def create_schema(conn: Connection[Any]) -> None:
     """The tables of the three classes below (idempotent; `open_state` runs it under the setup lock)."""
     for statement in _SCHEMA.split(";"):
         conn.execute(statement)
+    added = not conn.execute(
+        "SELECT 1 FROM information_schema.columns WHERE table_name = 'qa_conversations' AND column_name = 'channel'"
+    ).fetchone()
+    conn.execute(_CHANNEL_COLUMN)
+    if added:  # conversations stored before channels existed
+        conn.execute(MIGRATE_CHANNEL.format(table="qa_conversations"))
 
 
 class PostgresConversationStore(ConversationStore):
-    def __init__(self, db: Postgres, ttl_seconds: float = 7 * 24 * 3600, max_turns: int = 200) -> None:
-        self.db, self.ttl, self.max_turns = db, ttl_seconds, max_turns
+    def __init__(
+        self,
+        db: Postgres,
+        ttl_seconds: float = 7 * 24 * 3600,
+        max_turns: int = 200,
+        feedback_ttl_seconds: float = FEEDBACK_TTL_SECONDS,
+    ) -> None:
+        self.db, self.ttl, self.max_turns, self.feedback_ttl = db, ttl_seconds, max_turns, feedback_ttl_seconds
 
-    def get(self, conversation_id: str) -> Conversation | None:
+    def get(self, conversation_id: str, channel: Channel = "web") -> Conversation | None:
         with self.db.transaction(writer_lock=False) as conn:
             conn.execute(f"DELETE FROM qa_conversations WHERE updated_at < {_NOW} - %s", (self.ttl,))
+            conn.execute(f"DELETE FROM qa_feedback WHERE created_at < {_NOW} - %s", (self.feedback_ttl,))
             row = conn.execute(
-                "SELECT created_at, updated_at FROM qa_conversations WHERE id = %s", (conversation_id,)
+                "SELECT created_at, updated_at FROM qa_conversations WHERE id = %s AND channel = %s",
+                (conversation_id, channel),
             ).fetchone()
             if row is None:
                 return None
@@ -80,15 +107,17 @@ class PostgresConversationStore(ConversationStore):
         turns = [StoredTurn(t, r, c, Answer.model_validate_json(a) if a else None, at) for t, r, c, a, at in rows]
         return Conversation(conversation_id, row[0], row[1], turns)
 
-    def append(self, conversation_id: str, *turns: Turn) -> list[int]:
+    def append(self, conversation_id: str, *turns: Turn, channel: Channel = "web") -> list[int]:
         with self.db.transaction(writer_lock=False) as conn:
             # The upsert locks the conversation's row until commit: appends to one conversation from
             # several replicas take turns, so turn numbers never collide.
-            now = conn.execute(
-                f"INSERT INTO qa_conversations(id, created_at, updated_at) VALUES (%s, {_NOW}, {_NOW}) "
-                "ON CONFLICT (id) DO UPDATE SET updated_at = EXCLUDED.updated_at RETURNING updated_at",
-                (conversation_id,),
-            ).fetchone()[0]  # type: ignore[index]
+            now, owner = conn.execute(
+                f"INSERT INTO qa_conversations(id, created_at, updated_at, channel) VALUES (%s, {_NOW}, {_NOW}, %s) "
+                "ON CONFLICT (id) DO UPDATE SET updated_at = EXCLUDED.updated_at RETURNING updated_at, channel",
+                (conversation_id, channel),
+            ).fetchone()  # type: ignore[misc]
+            if owner != channel:  # rolled back
+                raise NotFoundError(f"Conversation {conversation_id!r} not found (unknown or expired).")
             last = conn.execute(
                 "SELECT COALESCE(MAX(turn), 0) FROM qa_turns WHERE conversation_id = %s", (conversation_id,)
             ).fetchone()[0]  # type: ignore[index]
@@ -128,6 +157,8 @@ class PostgresConversationStore(ConversationStore):
 
 class PostgresRateLimiter:
     """The token bucket of `RateLimiter`, one row per identity, updated in one atomic statement."""
+
+    blocking = True
 
     def __init__(self, db: Postgres, per_minute: int, burst: int) -> None:
         self.db, self.rate, self.burst = db, per_minute / 60.0, float(burst)
@@ -183,12 +214,19 @@ def open_state(settings: Settings) -> SharedState:
     """The state store the settings describe (see the module docstring)."""
     if settings.store == "pgvector" and settings.database_url is not None:
         db = Postgres.shared(
-            settings.database_url.get_secret_value(), settings.database_pool_size, settings.pgvector_ef_search
+            settings.database_url.get_secret_value(),
+            settings.database_pool_size,
+            settings.pgvector_ef_search,
+            settings.database_timeout_seconds,
         )
         db.setup(create_schema)  # the tables of all three, before any is used
         db.setup(create_question_log_schema)
         return SharedState(
-            PostgresConversationStore(db, ttl_seconds=settings.conversation_ttl_seconds),
+            PostgresConversationStore(
+                db,
+                ttl_seconds=settings.conversation_ttl_seconds,
+                feedback_ttl_seconds=settings.feedback_ttl_seconds,
+            ),
             PostgresRateLimiter(db, settings.rate_limit_per_minute, settings.rate_limit_burst),
             PostgresSeenEvents(db),
             PostgresQuestionLog(db, settings.question_log_days),
@@ -198,7 +236,11 @@ def open_state(settings: Settings) -> SharedState:
 
     state_db = settings.state_db or settings.index_dir / "state.sqlite"
     return SharedState(
-        SQLiteConversationStore(state_db, ttl_seconds=settings.conversation_ttl_seconds),
+        SQLiteConversationStore(
+            state_db,
+            ttl_seconds=settings.conversation_ttl_seconds,
+            feedback_ttl_seconds=settings.feedback_ttl_seconds,
+        ),
         RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         SeenEvents(),
         SQLiteQuestionLog(state_db, settings.question_log_days),  # after the conversations: it reads their feedback

@@ -10,12 +10,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import psycopg
 
 PG_USER = "pgserver"
@@ -93,6 +95,22 @@ class LocalPostgres:
                     raise RuntimeError(f"PostgreSQL did not start: {log}") from exc
                 time.sleep(0.1)
         return self
+
+    def _processes(self) -> list[psutil.Process]:
+        if self._proc is None:
+            return []
+        server = psutil.Process(self._proc.pid)
+        return [server, *server.children(recursive=True)]
+
+    def pause(self) -> None:
+        """SIGSTOP the server and its backends: a database that stalls (connections stay open, nothing
+        answers). Always `resume()` after."""
+        for process in self._processes():
+            process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for process in self._processes():
+            process.send_signal(signal.SIGCONT)
 
     def url(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"

@@ -116,3 +116,29 @@ def test_postgres_replicas_share_rate_limits_and_slack_events(tmp_path: Path, da
     assert a.slack_events.first_time("Ev1") and not b.slack_events.first_time("Ev1")
     assert b.slack_events.first_time("Ev2")
     Postgres.close_shared(database_url)
+
+
+def test_a_conversation_belongs_to_its_channel(make_state) -> None:  # type: ignore[no-untyped-def]
+    conversations = make_state().conversations
+    conversations.append("slack-C1-1700000000.1", Turn(role="user", content="Private?"), channel="slack")
+    assert conversations.get("slack-C1-1700000000.1", channel="web") is None
+    assert conversations.history("slack-C1-1700000000.1", channel="web") == []
+    with pytest.raises(NotFoundError):
+        conversations.append("slack-C1-1700000000.1", Turn(role="user", content="Appended?"), channel="web")
+    with pytest.raises(NotFoundError):
+        conversations.add_feedback("slack-C1-1700000000.1", 1, "up", None, channel="web")
+    stored = conversations.get("slack-C1-1700000000.1", channel="slack")
+    assert stored is not None and [t.content for t in stored.turns] == ["Private?"]
+    conversations.append("w1", Turn(role="user", content="Web?"))
+    assert conversations.get("w1", channel="slack") is None
+
+
+def test_feedback_expires(make_state) -> None:  # type: ignore[no-untyped-def]
+    conversations = make_state(feedback_ttl_seconds=60).conversations
+    conversations.append(
+        "c1", Turn(role="user", content="When?"), Turn(role="assistant", content="1937", answer=ANSWER)
+    )
+    conversations.add_feedback("c1", 2, "up", "good")
+    conversations.feedback_ttl = -1.0  # everything stored so far is older than the TTL
+    assert conversations.get("c1") is not None
+    assert conversations.feedback("c1") == []

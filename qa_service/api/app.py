@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
     )
     app.state.settings = settings
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    app.state.auth_failures = RateLimiter(settings.auth_failures_per_minute, settings.auth_failures_burst)
 
     def index_size() -> tuple[int, int]:
         service = getattr(app.state, "service", None)

@@ -31,7 +31,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def domain_error(_: Request, exc: QAServiceError) -> JSONResponse:
         if exc.http_status >= 500:
             logger.error("%s: %s", exc.code, exc)
-        return error_response(exc.http_status, exc.code, str(exc), exc.headers)
+        return error_response(exc.http_status, exc.code, exc.client_message(), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

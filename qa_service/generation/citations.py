@@ -26,7 +26,18 @@ _INSTRUCTION = re.compile(
     re.IGNORECASE,
 )
 
+_NEGATION = re.compile(
+    r"\b(not|no|never|without|none|nobody|nothing|neither|nor|cannot|deny|denies|denied|denying|refuse|refused|"
+    r"refuses|refusing)\b|n't\b",
+    re.IGNORECASE,
+)
+
 Outcome = Literal["generative", "generative-trimmed", "fallback"]
+
+
+def negated(text: str) -> bool:
+    """The text's polarity: an odd number of negations (not, no, never, without, denied, n't, ...)."""
+    return len(_NEGATION.findall(text.replace("’", "'"))) % 2 == 1
 
 
 def numbers(text: str) -> set[str]:
@@ -49,9 +60,12 @@ def looks_like_instruction(sentence: str) -> bool:
 
 
 def supports(claim: str, source: str, min_overlap: float = 0.5) -> bool:
-    """Whether `source` holds the claim's key content: all its numbers, all its names, and at least
-    `min_overlap` of its content words (stemmed)."""
+    """Whether `source` holds the claim's key content: all its numbers, all its names, at least
+    `min_overlap` of its content words (stemmed), and the same polarity (negation words are stopwords
+    to the overlap, so "were not withdrawing" would otherwise pass on "were withdrawing")."""
     if looks_like_instruction(source):
+        return False
+    if negated(claim) != negated(source):
         return False
     if not numbers(claim) <= numbers(source):
         return False

@@ -66,6 +66,7 @@ def open_store(settings: Settings, create: bool = True) -> SentenceStore:
             ef_search=settings.pgvector_ef_search,
             language=settings.pgvector_language,
             create=create,
+            timeout=settings.database_timeout_seconds,
         )
     from qa_service.store.document_store import FaissSQLiteDocumentStore
 

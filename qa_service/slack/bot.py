@@ -28,7 +28,7 @@ from qa_service.settings import Settings
 
 if TYPE_CHECKING:
     from qa_service.shared_state import EventLog
-from qa_service.slack.blocks import FEEDBACK_DOWN, FEEDBACK_UP, SHARE, answer_blocks, fallback_text
+from qa_service.slack.blocks import FEEDBACK_DOWN, FEEDBACK_UP, SHARE, answer_blocks, fallback_text, share_text
 
 logger = logging.getLogger(__name__)
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
@@ -100,7 +100,12 @@ def build_slack_app(
                 client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=HINT)
                 return
             result = converse(
-                service, conversations, question, thread_conversation_id(channel, thread_ts), questions=questions
+                service,
+                conversations,
+                question,
+                thread_conversation_id(channel, thread_ts),
+                questions=questions,
+                channel="slack",
             )
             client.chat_postMessage(
                 channel=channel,
@@ -132,7 +137,14 @@ def build_slack_app(
             if not question:
                 client.chat_postEphemeral(channel=channel, user=user, text=HINT)
                 return
-            result = converse(service, conversations, question, f"slack-cmd-{uuid.uuid4().hex}", questions=questions)
+            result = converse(
+                service,
+                conversations,
+                question,
+                f"slack-cmd-{uuid.uuid4().hex}",
+                questions=questions,
+                channel="slack",
+            )
             client.chat_postEphemeral(
                 channel=channel,
                 user=user,
@@ -147,7 +159,7 @@ def build_slack_app(
     def on_share(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         ref = json.loads(action["value"])
-        conversation = conversations.get(ref["c"])
+        conversation = conversations.get(ref["c"], "slack")
         if conversation is None:
             return
         turns = {t.turn: t for t in conversation.turns}
@@ -157,7 +169,7 @@ def build_slack_app(
         user = body["user"]["id"]
         client.chat_postMessage(
             channel=body["channel"]["id"],
-            text=f"<@{user}> asked: {question}",
+            text=share_text(user, question),
             blocks=answer_blocks(answer, ref["c"], ref["t"], question=question),
         )
 
@@ -165,7 +177,7 @@ def build_slack_app(
         ack()
         ref = json.loads(action["value"])
         rating = "up" if action["action_id"] == FEEDBACK_UP else "down"
-        conversations.add_feedback(ref["c"], ref["t"], rating, f"slack user {body['user']['id']}")
+        conversations.add_feedback(ref["c"], ref["t"], rating, f"slack user {body['user']['id']}", "slack")
         client.chat_postEphemeral(
             channel=body["channel"]["id"], user=body["user"]["id"], text="Thanks for the feedback!"
         )

@@ -59,11 +59,20 @@ _FTS_STOPWORDS = frozenset(
     """.split()
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
+MAX_QUERY_TERMS = 64  # a keyword query is an OR of at most this many words (a question has far fewer)
 
 
 def keyword_terms(text: str) -> list[str]:
-    """The text's distinct words less stopwords, in order: what keyword search looks for (any of them)."""
-    return [w for w in dict.fromkeys(_WORD.findall(text.lower())) if w not in _FTS_STOPWORDS]
+    """The text's first `MAX_QUERY_TERMS` distinct words less stopwords, in order: what keyword search
+    looks for (any of them)."""
+    found: dict[str, None] = {}
+    for match in _WORD.finditer(text.lower()):
+        word = match.group(0)
+        if word not in _FTS_STOPWORDS:
+            found[word] = None
+            if len(found) == MAX_QUERY_TERMS:
+                break
+    return list(found)
 
 
 def fts_query(text: str) -> str | None:

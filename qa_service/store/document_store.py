@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 DB_FILE = "store.sqlite"
 _GENERATION_FILE = re.compile(r"^(sentences|passages)-(\d+)\.faiss")
 _SENTENCE_ID = re.compile(r"^(?P<doc>.+):s(?P<k>\d+)$")
+_PIN_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,9 @@ class FaissSQLiteDocumentStore:
                 raise IndexNotFoundError(f"No index in {self.index_dir}; run `qa-service index PATH` first.")
             self.index_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(db_path)
+        self._local = threading.local()  # the generation pinned by this thread's `snapshot()`
+        self._swap_lock = threading.Lock()
+        self._pending: Snapshot | None = None  # written, being committed by this process
         self._snapshot = self._open()
 
     # --- opening -------------------------------------------------------------------------------
@@ -155,21 +160,14 @@ class FaissSQLiteDocumentStore:
                     path.unlink(missing_ok=True)
 
     def refresh(self) -> Snapshot:
-        """Pick up a generation committed by another process (e.g. the CLI indexer)."""
-        for attempt in range(3):
-            row = self.db.query("SELECT value FROM meta WHERE key = 'generation'")
-            generation = int(row[0]["value"]) if row else 0
-            if generation == self._snapshot.generation:
-                return self._snapshot
-            with self.db.write_lock:
-                try:
-                    if generation != self._snapshot.generation:
-                        self._snapshot = self._load_generation(generation, self.faiss_index)
-                    return self._snapshot
-                except IndexMismatchError:
-                    if attempt == 2:  # its files went because a newer generation was committed: retry
-                        raise
-        return self._snapshot
+        """The generation this thread reads: the one pinned by `snapshot()`, else the latest committed
+        one (picking up a generation committed by another process, e.g. the CLI indexer)."""
+        pinned: Snapshot | None = getattr(self._local, "snapshot", None)
+        if pinned is not None:
+            return pinned
+        with self.snapshot():
+            latest: Snapshot = self._local.snapshot
+        return latest
 
     @property
     def generation(self) -> int:
@@ -177,8 +175,48 @@ class FaissSQLiteDocumentStore:
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
-        """Reads need no extra isolation here: one process serves, generations swap atomically."""
-        yield
+        """Every read inside sees one committed generation: a SQLite read transaction held on this
+        thread's connection, and the FAISS indexes of the generation it shows (kept in memory while
+        pinned, whatever writers commit or remove meanwhile)."""
+        if getattr(self._local, "snapshot", None) is not None:  # nested: the outer snapshot holds
+            yield
+            return
+        with self.db.connection() as conn:
+            began = not conn.in_transaction  # else: inside this thread's write transaction, its state
+            self._local.snapshot = self._pin(conn) if began else self._snapshot
+            try:
+                yield
+            finally:
+                self._local.snapshot = None
+                if began and conn.in_transaction:
+                    conn.execute("ROLLBACK")  # read only: nothing to commit
+
+    def _pin(self, conn: sqlite3.Connection) -> Snapshot:
+        """BEGIN a read transaction and return the vectors of the generation it shows."""
+        for attempt in range(_PIN_ATTEMPTS):
+            conn.execute("BEGIN")
+            try:
+                generation = int(Database.read_value(conn, "generation"))  # fixes the read snapshot
+                for candidate in (self._snapshot, self._pending):
+                    if candidate is not None and candidate.generation == generation:
+                        return candidate
+                if generation > self._snapshot.generation:  # committed by another process
+                    loaded = self._load_generation(generation, self.faiss_index)
+                    with self._swap_lock:
+                        if loaded.generation > self._snapshot.generation:
+                            self._snapshot = loaded
+                    return loaded
+                # Older than ours: this process committed after the read began; read again.
+            except (IndexMismatchError, RuntimeError, OSError):
+                # Its files went because a newer generation was committed meanwhile: read again.
+                if attempt == _PIN_ATTEMPTS - 1:
+                    conn.execute("ROLLBACK")
+                    raise
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("ROLLBACK")
+        raise IndexMismatchError("The index changed faster than it could be read; try again.")
 
     def close(self) -> None:
         self.db.close()
@@ -232,6 +270,23 @@ class FaissSQLiteDocumentStore:
         """Replace/insert `upserts` and delete `deletes` (document ids) as one atomic generation."""
         for doc in upserts:
             validate_source(doc, self.dimension)
+        try:
+            generation, deleted = self._write(upserts, deletes, sentence_deletes, rebuild)
+        except BaseException:
+            self._pending = None  # never committed: no reader can have seen it
+            raise
+        with self._swap_lock:
+            if self._pending is not None:
+                self._snapshot, self._pending = self._pending, None
+        failpoint("after_commit")
+        self.manifest().write(self.index_dir)
+        self._cleanup()
+        return ApplyResult(generation, [d.id for d in upserts], deleted)
+
+    def _write(
+        self, upserts: list[SourceDocument], deletes: list[str], sentence_deletes: list[int] | None, rebuild: bool
+    ) -> tuple[int, list[str]]:
+        """One write transaction: rows, then the next generation's vector files, then the pointer."""
         with self.db.transaction() as conn:
             current = int(Database.read_value(conn, "generation"))
             if current != self._snapshot.generation:  # another process committed since we loaded
@@ -265,11 +320,9 @@ class FaissSQLiteDocumentStore:
             Database.write_meta(
                 conn, {"generation": str(generation), "updated_at": str(time.time()), "faiss_index": self.faiss_index}
             )
-        self._snapshot = Snapshot(generation, sentences, passages)
-        failpoint("after_commit")
-        self.manifest().write(self.index_dir)
-        self._cleanup()
-        return ApplyResult(generation, [d.id for d in upserts], deleted)
+            # Readers that see the new generation committed before `apply` swaps it in take these.
+            self._pending = Snapshot(generation, sentences, passages)
+        return generation, deleted
 
     def _rebuild(self, conn: sqlite3.Connection) -> tuple[VectorIndex, VectorIndex]:
         built = []

@@ -33,7 +33,7 @@ from qa_service.store.database import keyword_terms
 from qa_service.store.manifest import Manifest, corpus_hash
 from qa_service.store.pgvector_rows import as_vector, count_terms, insert_documents
 from qa_service.store.pgvector_schema import PASSAGES, SENTENCES, IndexIdentity, create_schema, read_meta
-from qa_service.store.postgres import Postgres
+from qa_service.store.postgres import DEFAULT_TIMEOUT, Postgres
 from qa_service.store.records import ApplyResult, SourceDocument, StoredDocument
 from qa_service.store.rows import upserts_from_sentences, validate_source
 
@@ -62,11 +62,13 @@ class PgvectorSentenceStore:
         ef_search: int = 100,
         language: str = "english",
         create: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.connection_string, self.model, self.dimension = connection_string, model, dimension
         self.pool_size, self.ef_search, self.language, self.create = pool_size, ef_search, language, create
+        self.timeout = timeout
         url = connection_string.resolve_value() or ""
-        self.db = Postgres.shared(url, pool_size, ef_search)
+        self.db = Postgres.shared(url, pool_size, ef_search, timeout)
         self.sentences, self.passages = (
             PgvectorDocumentStore(
                 connection_string=connection_string,
@@ -367,6 +369,7 @@ class PgvectorSentenceStore:
             ef_search=self.ef_search,
             language=self.language,
             create=self.create,
+            timeout=self.timeout,
         )
 
     @classmethod

@@ -24,6 +24,7 @@ from qa_service.errors import DatabaseUnavailableError
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_TIMEOUT = 5.0  # seconds: connection (pool or new) and statement timeout (QA_DATABASE_TIMEOUT_SECONDS)
 # Arbitrary 64-bit keys of the advisory locks (the same in every replica).
 WRITE_LOCK = 0x7161_7772_6974_65  # "qawrite"
 SETUP_LOCK = 0x7161_7365_7475_70  # "qasetup"
@@ -42,14 +43,25 @@ def redact(url: str) -> str:
 class Postgres:
     """A connection pool with pgvector types registered and HNSW search parameters set."""
 
-    _shared: ClassVar[dict[tuple[str, int, int], Postgres]] = {}
+    _shared: ClassVar[dict[tuple[str, int, int, float], Postgres]] = {}
     _shared_lock = threading.Lock()
 
-    def __init__(self, url: str, pool_size: int = 8, ef_search: int = 100) -> None:
-        self.url, self.where = url, redact(url)
+    def __init__(self, url: str, pool_size: int = 8, ef_search: int = 100, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.url, self.where, self.timeout = url, redact(url), timeout
         self._local = threading.local()
+        # Every connection: bounded connect, TCP keepalive (a vanished server or network is noticed) and
+        # a statement timeout, so that no request waits on the database for long.
+        # Index writes and schema setup lift the statement timeout (they may wait on another replica's).
+        reach: dict[str, Any] = {
+            "connect_timeout": max(1, round(timeout)),
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
+        bounded = {**reach, "options": f"-c statement_timeout={int(timeout * 1000)}"}
         try:
-            with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            with psycopg.connect(url, autocommit=True, **reach) as conn:
                 conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
                 conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         except psycopg.OperationalError as exc:
@@ -70,21 +82,21 @@ class Postgres:
             url,
             min_size=1,
             max_size=pool_size,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, **bounded},
             configure=configure,
             open=False,
             name="qa-service",
         )
-        self.pool.open(wait=True, timeout=30)
+        self.pool.open(wait=True, timeout=max(30.0, timeout))
 
     @classmethod
-    def shared(cls, url: str, pool_size: int = 8, ef_search: int = 100) -> Postgres:
+    def shared(cls, url: str, pool_size: int = 8, ef_search: int = 100, timeout: float = DEFAULT_TIMEOUT) -> Postgres:
         """One pool per process for the store and the conversation state."""
-        key = (url, pool_size, ef_search)
+        key = (url, pool_size, ef_search, timeout)
         with cls._shared_lock:
             db = cls._shared.get(key)
             if db is None or db.pool.closed:
-                db = cls._shared[key] = cls(url, pool_size, ef_search)
+                db = cls._shared[key] = cls(url, pool_size, ef_search, timeout)
             return db
 
     @classmethod
@@ -97,9 +109,9 @@ class Postgres:
     @contextmanager
     def _pooled(self) -> Iterator[psycopg.Connection[Any]]:
         try:
-            with self.pool.connection(timeout=30) as conn:
+            with self.pool.connection(timeout=self.timeout) as conn:
                 yield conn
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except (psycopg.OperationalError, psycopg.errors.QueryCanceled, PoolTimeout) as exc:
             logger.warning("PostgreSQL at %s unavailable: %s", self.where, exc)
             raise DatabaseUnavailableError(f"The database at {self.where} is unavailable; try again shortly.") from exc
 
@@ -131,18 +143,21 @@ class Postgres:
         """A write transaction (under the index writer lock unless told otherwise); rolled back on
         any exception."""
         with self._pooled() as conn, conn.transaction():
-            if writer_lock:
+            if writer_lock:  # index writes: as long as they take (bulk loads, waiting for another writer)
+                conn.execute("SET LOCAL statement_timeout = 0")
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             yield conn
 
     def setup(self, create: Callable[[psycopg.Connection[Any]], None]) -> None:
         """Run `create` (idempotent DDL) while holding the setup lock, one process at a time."""
         with self._pooled() as conn:
+            conn.execute("SET statement_timeout = 0")  # index builds; waiting for another replica's setup
             conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
             try:
                 create(conn)
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
+                conn.execute("RESET statement_timeout")
 
     def rows(self, sql: Any, params: Any = ()) -> list[dict[str, Any]]:
         """Fetch as dicts, in PostgreSQL's binary format: vectors and bytea arrive as raw bytes

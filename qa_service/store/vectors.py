@@ -107,6 +107,8 @@ class VectorIndex:
             np.save(tmp_tomb, np.array(sorted(self.tombstones), dtype=np.int64))
             _fsync_file(tmp_tomb)
             os.replace(tmp_tomb, tomb)
+        else:  # a file left by a failed write of this generation must not hide its sentences
+            tomb.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: Path, spec: str) -> VectorIndex:

@@ -3,6 +3,13 @@ from fastapi.testclient import TestClient
 
 from qa_service.api.app import create_app
 from qa_service.api.deps import get_service
+from qa_service.errors import (
+    DatabaseUnavailableError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    ModelLoadError,
+    QAServiceError,
+)
 from qa_service.settings import Settings
 
 QUESTION = "How many troops withdrew from Kherson?"
@@ -61,6 +68,9 @@ def test_healthz_reports_the_index(client: TestClient) -> None:
 
 
 class ExplodingService:
+    def check_message(self, message: str) -> str:
+        return message
+
     def ask(self, *args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internal detail /etc/passwd")
 
@@ -72,3 +82,26 @@ def test_unexpected_errors_are_500_without_details(fake_settings: Settings) -> N
         response = c.post("/v1/chat", json={"message": QUESTION})
     assert response.status_code == 500
     assert "secret" not in response.text and response.json()["error"]["code"] == "internal_error"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        IndexMismatchError("The index in /srv/secret/index is inconsistent (3 vectors for 4 sentences)."),
+        IndexNotFoundError("No index in /srv/secret/index; run `qa-service index PATH` first."),
+        ModelLoadError("Cannot load /srv/secret/models/model.onnx"),
+        DatabaseUnavailableError("The database at postgresql://qa@db.internal:5432/qa is unavailable."),
+    ],
+)
+def test_server_errors_name_no_server_paths(api_settings: Settings, error: QAServiceError) -> None:
+    app = create_app(api_settings)
+
+    async def broken() -> None:
+        raise error
+
+    app.dependency_overrides[get_service] = broken
+    with TestClient(app) as c:
+        response = c.post("/v1/chat", json={"message": QUESTION})
+    assert response.status_code == 503 and response.json()["error"]["code"] == error.code
+    message = response.json()["error"]["message"]
+    assert "/srv" not in message and "secret" not in message and "db.internal" not in message and message

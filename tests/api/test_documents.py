@@ -108,3 +108,11 @@ def test_queries_keep_answering_while_an_upload_is_indexed(client: TestClient) -
     upload.join(timeout=30)
     after = client.post("/v1/chat", json={"message": "How deep do emperor penguins dive?"}).json()
     assert "500 metres" in after["citations"][0]["text"]
+
+
+def test_deleting_an_unknown_document_is_404_and_writes_nothing(client: TestClient) -> None:
+    store = client.app.state.service.store  # type: ignore[attr-defined]
+    before = store.generation
+    response = client.delete("/v1/documents/no-such-document", headers=ADMIN_HEADERS)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "document_not_found"
+    assert store.generation == before

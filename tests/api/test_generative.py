@@ -115,3 +115,45 @@ def test_openai_clients_ask_for_generative_answers_by_model_name(client: TestCli
     assert chunks[-1]["mode_used"] == "generative" and text == completion["choices"][0]["message"]["content"]
     plain = client.post("/v1/chat/completions", json={**body, "model": "gpt-4o"}).json()
     assert plain["mode_used"] == "extractive" and len(llm.requests) == 2
+
+
+def test_generative_answers_past_the_concurrency_bound_get_503(api_settings: Settings, llm: FakeOpenAI) -> None:
+    import threading
+
+    import httpx
+
+    from tests.conftest import serve_in_thread
+
+    release, started = threading.Event(), threading.Event()
+
+    def slow_model(request: dict[str, Any]) -> str:
+        started.set()
+        release.wait(30)
+        return first_source(request)
+
+    llm.replies.append(Reply(respond=slow_model))
+    settings = api_settings.model_copy(
+        update={"llm_base_url": llm.base_url, "prompts_dir": ROOT / "prompts", "llm_max_concurrent": 1}
+    )
+    generative = {"message": QUESTION, "mode": "generative"}
+    with serve_in_thread(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as http:
+        first: list[httpx.Response] = []
+        worker = threading.Thread(target=lambda: first.append(http.post("/v1/chat", json=generative)))
+        worker.start()
+        try:
+            assert started.wait(30)
+            busy = http.post("/v1/chat", json=generative)
+            assert busy.status_code == 503 and int(busy.headers["retry-after"]) >= 1
+            assert busy.json()["error"]["code"] == "generation_busy"
+            streamed = http.post("/v1/chat", json={**generative, "stream": True})
+            assert streamed.status_code == 503
+            completion = {"model": "qa-service-generative", "messages": [{"role": "user", "content": QUESTION}]}
+            assert http.post("/v1/chat/completions", json=completion).status_code == 503
+            assert http.post("/v1/chat", json={"message": QUESTION}).status_code == 200  # extractive still answers
+            assert http.get("/healthz").status_code == 200
+        finally:
+            release.set()
+            worker.join(60)
+        assert first[0].status_code == 200 and first[0].json()["mode_used"] == "generative"
+        llm.replies.append(Reply(respond=first_source))
+        assert http.post("/v1/chat", json=generative).status_code == 200  # the slot was given back

@@ -17,7 +17,7 @@ def test_readyz_and_metrics(client: TestClient) -> None:
     assert 'qa_http_requests_total{method="POST",route="/v1/chat",status="422"} 1.0' in text
     assert 'qa_answers_total{channel="chat"} 1.0' in text
     assert "qa_http_request_duration_seconds_bucket" in text
-    assert "qa_index_sentences 14.0" in text and "qa_index_documents 1.0" in text
+    assert "qa_index_sentences 15.0" in text and "qa_index_documents 1.0" in text
 
 
 def test_readyz_is_503_until_the_service_is_loaded(fake_settings) -> None:  # type: ignore[no-untyped-def]

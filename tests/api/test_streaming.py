@@ -29,6 +29,12 @@ def test_stream_flag_in_body_also_streams(client: TestClient) -> None:
 
 
 class FailingService:
+    def check_capacity(self, mode: object) -> None:
+        pass
+
+    def check_message(self, message: str) -> str:
+        return message
+
     def ask(self, *args: object, **kwargs: object) -> None:
         raise RuntimeError("boom with a secret")
 

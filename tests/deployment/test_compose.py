@@ -394,9 +394,10 @@ def test_proxy_passes_request_id_and_client_address() -> None:
     map_body = nginx_block(f"map $http_x_request_id {request_id}")
     assert f'"~{_REQUEST_ID.pattern}" $http_x_request_id;' in map_body
     assert "default $request_id;" in map_body
-    # The replicas trust X-Forwarded-For from anyone (they are reachable through the proxy only), so the
-    # proxy must set it, not append to what the client sent.
-    assert services()["api-replica"]["environment"]["FORWARDED_ALLOW_IPS"] == "*"
+    # The replicas trust X-Forwarded-For from the compose network (they are reachable through the proxy
+    # only), so the proxy must set it, not append to what the client sent.
+    trusted = json.loads(services()["api-replica"]["environment"]["QA_TRUSTED_PROXIES"])
+    assert Settings(trusted_proxies=trusted).trusted_proxies == ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
     assert headers["X-Forwarded-For"] == "$remote_addr"
 
 

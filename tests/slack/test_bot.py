@@ -48,7 +48,7 @@ def test_follow_up_in_the_thread_uses_its_history(slack_client: TestClient, fake
     post_event(slack_client, mention("What did he say about negotiations?", ts="1700000001.0", thread_ts=root), "EvB")
     second = fake_slack.wait_for("chat.postMessage", 2)[1]
     assert second["thread_ts"] == root and "negotiations" in blocks_text(second)
-    history = slack_client.app.state.conversations.history(thread_conversation_id("C1", root))  # type: ignore[attr-defined]
+    history = slack_client.app.state.conversations.history(thread_conversation_id("C1", root), "slack")  # type: ignore[attr-defined]
     assert [t.content for t in history if t.role == "user"] == [
         "Who is Mark Milley?",
         "What did he say about negotiations?",

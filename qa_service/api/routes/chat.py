@@ -49,6 +49,7 @@ async def chat(
     if body.conversation_id:
         conversations.check_id(body.conversation_id)
     if wants_stream(accept, body.stream):
+        service.check_capacity(body.mode)  # refused before the stream starts, with a status
         return StreamingResponse(
             _stream(body, service, conversations, metrics, questions), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
         )
@@ -79,7 +80,7 @@ def _stream(
             yield event("citations", {"citations": [c.model_dump() for c in item.answer.citations]})
             yield event("done", _response(item).model_dump())
     except QAServiceError as exc:
-        yield event("error", {"error": {"code": exc.code, "message": str(exc)}})
+        yield event("error", {"error": {"code": exc.code, "message": exc.client_message()}})
     except Exception:
         logger.exception("Streaming chat failed")
         yield event("error", {"error": {"code": "internal_error", "message": "Internal server error."}})

@@ -23,7 +23,7 @@ async def get_conversation(
     conversations: ConversationsDep,
     conversation_id: str = Path(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
 ) -> ConversationOut:
-    found = await run_in_threadpool(conversations.get, conversation_id)
+    found = await run_in_threadpool(conversations.get, conversation_id, "web")
     if found is None:
         raise NotFoundError(f"Conversation {conversation_id!r} not found (unknown or expired).")
     return ConversationOut(
@@ -54,6 +54,6 @@ async def get_conversation(
 async def feedback(body: FeedbackRequest, conversations: ConversationsDep) -> FeedbackOut:
     conversations.check_id(body.conversation_id)
     feedback_id = await run_in_threadpool(
-        conversations.add_feedback, body.conversation_id, body.turn, body.rating, body.comment
+        conversations.add_feedback, body.conversation_id, body.turn, body.rating, body.comment, "web"
     )
     return FeedbackOut(id=feedback_id)

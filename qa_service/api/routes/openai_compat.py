@@ -27,6 +27,7 @@ from qa_service.api.sse import SSE_EVENT_SCHEMA, SSE_HEADERS, SSE_MEDIA_TYPE
 from qa_service.chat import ChatResult, converse, stream_chat
 from qa_service.contract import AnswerMode, Turn
 from qa_service.errors import InvalidInputError, QAServiceError
+from qa_service.service import QAService
 
 router = APIRouter(tags=["openai"])
 logger = logging.getLogger(__name__)
@@ -38,12 +39,13 @@ def _text(message: OpenAIMessage) -> str:
     return message.content or ""
 
 
-def _question_and_history(body: CompletionRequest) -> tuple[str, list[Turn]]:
+def _question_and_history(body: CompletionRequest, service: QAService) -> tuple[str, list[Turn]]:
     users = [m for m in body.messages if m.role == "user"]
     if not users or body.messages[-1].role != "user" or not _text(users[-1]).strip():
         raise InvalidInputError("messages must end with a non-empty user message (the question).")
-    history = [Turn(role="user", content=_text(m)) for m in users[:-1]]
-    return _text(users[-1]), history
+    service.check_history([(m.role, _text(m)) for m in body.messages[:-1]])
+    history = [Turn(role="user", content=_text(m).strip()) for m in users[:-1]]
+    return service.check_message(_text(users[-1])), history
 
 
 def _usage(question: str, answer: str) -> Usage:
@@ -72,15 +74,24 @@ async def completions(
     metrics: MetricsDep,
     questions: QuestionsDep,
 ) -> CompletionResponse | StreamingResponse:
-    question, history = _question_and_history(body)
+    question, history = _question_and_history(body, service)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if body.stream:
+        service.check_capacity(_mode(body.model))  # refused before the stream starts, with a status
         chunks = _stream(
             question, history, body.model, completion_id, created, service, conversations, metrics, questions
         )
         return StreamingResponse(chunks, media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
     result = await run_in_threadpool(
-        converse, service, conversations, question, None, history, _mode(body.model), questions=questions
+        converse,
+        service,
+        conversations,
+        question,
+        None,
+        history,
+        _mode(body.model),
+        questions=questions,
+        channel="openai",
     )
     metrics.answered("openai", result.answer.abstained)
     answer = result.answer
@@ -134,7 +145,9 @@ def _stream(
     result: ChatResult | None = None
     started = False
     try:
-        for item in stream_chat(service, conversations, question, None, history, _mode(model), questions=questions):
+        for item in stream_chat(
+            service, conversations, question, None, history, _mode(model), questions=questions, channel="openai"
+        ):
             if not started:
                 yield _chunk(completion_id, created, model, {"role": "assistant", "content": ""})
                 started = True
@@ -143,7 +156,7 @@ def _stream(
             else:
                 result = item
     except QAServiceError as exc:
-        yield f"data: {json.dumps({'error': {'code': exc.code, 'message': str(exc)}})}\n\n"
+        yield f"data: {json.dumps({'error': {'code': exc.code, 'message': exc.client_message()}})}\n\n"
         return
     except Exception:
         logger.exception("Streaming completion failed")
