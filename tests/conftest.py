@@ -120,13 +120,19 @@ def make_pdf(lines: list[str]) -> bytes:
         escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
         ops.append(f"({escaped}) Tj T*")
     ops.append("ET")
-    stream = "\n".join(ops).encode("latin-1")
+    return pdf_with_content("\n".join(ops).encode("latin-1"))
+
+
+def pdf_with_content(stream: bytes, filter_name: str | None = None) -> bytes:
+    """A one-page PDF whose page content is `stream` (stored as given, e.g. already Flate-compressed
+    when `filter_name` is "FlateDecode")."""
+    filter_entry = f" /Filter /{filter_name}".encode() if filter_name else b""
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
         b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Length " + str(len(stream)).encode() + filter_entry + b" >>\nstream\n" + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
     out = bytearray(b"%PDF-1.4\n")

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from qa_service.slack.blocks import answer_blocks, fallback_text
 from tests.api.conftest import ADMIN_HEADERS
+from tests.conftest import pdf_with_content
 
 QUESTION = "How many troops withdrew from Kherson?"
 BOUND = 30.0  # seconds: a guard against runaway work (a normal request takes milliseconds), not a benchmark
@@ -27,25 +28,7 @@ def index_state(client: TestClient) -> tuple[int, tuple[int, int, int]]:
 def pdf_bomb() -> bytes:
     """A small PDF whose one content stream inflates to 200 MB."""
     inflated = b"BT /F1 12 Tf 72 720 Td (" + b"A" * 200_000_000 + b") Tj ET"
-    stream = zlib.compress(inflated, 9)
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length " + str(len(stream)).encode() + b" /Filter /FlateDecode >>\nstream\n" + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for n, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{n} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
+    return pdf_with_content(zlib.compress(inflated, 9), "FlateDecode")
 
 
 def zip_bomb() -> bytes:
