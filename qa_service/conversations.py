@@ -12,14 +12,13 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from qa_service.contract import Answer, Turn
 from qa_service.errors import InvalidInputError, NotFoundError
+from qa_service.sqlite_state import StateConnections
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -124,8 +123,7 @@ class SQLiteConversationStore(ConversationStore):
         feedback_ttl_seconds: float = FEEDBACK_TTL_SECONDS,
     ) -> None:
         self.path, self.ttl, self.max_turns, self.feedback_ttl = path, ttl_seconds, max_turns, feedback_ttl_seconds
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        self._conn = StateConnections(path, foreign_keys=True)
         self._lock = threading.Lock()
         with self._lock, self._conn() as conn:
             columns = [r[1] for r in conn.execute("PRAGMA table_info(conversations)")]
@@ -133,19 +131,6 @@ class SQLiteConversationStore(ConversationStore):
                 conn.execute("ALTER TABLE conversations ADD COLUMN channel TEXT NOT NULL DEFAULT 'web'")
                 conn.execute(MIGRATE_CHANNEL.format(table="conversations"))
             conn.executescript(_SCHEMA)
-
-    @contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            # WAL + NORMAL: a commit survives a crash of the process; only a power cut can lose the
-            # last turns. FULL would fsync every answer (milliseconds per chat request).
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
-        yield conn
 
     def get(self, conversation_id: str, channel: Channel = "web") -> Conversation | None:
         with self._conn() as conn:
@@ -221,7 +206,4 @@ class SQLiteConversationStore(ConversationStore):
         conn.execute("DELETE FROM feedback WHERE created_at < ?", (now - self.feedback_ttl,))
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._conn.close()

@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import logging
 import random
-import sqlite3
-import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +20,7 @@ from typing import Any
 from psycopg import Connection
 
 from qa_service.contract import Answer
+from qa_service.sqlite_state import StateConnections
 from qa_service.store.postgres import Postgres
 
 logger = logging.getLogger(__name__)
@@ -126,20 +123,9 @@ class SQLiteQuestionLog(QuestionLog):
 
     def __init__(self, path: Path, retention_days: float = 90) -> None:
         self.path, self.retention_days = path, retention_days
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        self._conn = StateConnections(path)
         with self._conn() as conn:
             conn.executescript(_SQLITE_SCHEMA)
-
-    @contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-        yield conn
 
     def _insert(self, conversation_id: str, turn: int, question: str, answer: Answer, latency_ms: float) -> None:
         with self._conn() as conn:
@@ -206,10 +192,7 @@ class SQLiteQuestionLog(QuestionLog):
         return [Review(r[0], r[1], r[2], r[3], Answer.model_validate_json(r[4]), r[5]) for r in rows]
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._conn.close()
 
 
 def create_pg_schema(conn: Connection[Any]) -> None:
