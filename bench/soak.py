@@ -66,11 +66,13 @@ def main() -> int:
             churn = Churn(server.base, ADMIN, fixed, pause=args.pause)
             seconds = args.minutes * 60
             rss = {"start": server.rss_mb()}
+            series: list[float] = []  # RSS every tenth of the run: does growth level off?
             started = time.monotonic()
 
             def sample_rss() -> None:
-                churn.stop.wait(seconds / 10)
-                rss["first tenth"] = server.rss_mb()
+                while not churn.stop.wait(seconds / 10):
+                    series.append(round(server.rss_mb(), 1))
+                    rss.setdefault("first tenth", series[0])
 
             threading.Thread(target=sample_rss, daemon=True).start()
             stats = churn.run(seconds, askers=args.askers)
@@ -98,6 +100,7 @@ def main() -> int:
         "other_failures": len(stats.other_failures),
         "restart_problems": len(restart_problems),
         "rss_mb": {k: round(v, 1) for k, v in rss.items()},
+        "rss_mb_each_tenth": series,
         "rss_growth_after_first_tenth": f"{growth:.1%}",
     }
     print(json.dumps(report, indent=2))

@@ -46,7 +46,9 @@ class AnswerBuilder:
             return {"answer": Answer(answer=ABSTAIN_MESSAGE, abstained=True, confidence=0.0, citations=[])}
         confidence = support_probability(documents[0].meta.get("evidence", {}), self.abstention)
         if confidence < self.abstention.threshold:
-            return {"answer": Answer(answer=ABSTAIN_MESSAGE, abstained=True, confidence=confidence, citations=[])}
+            return {
+                "answer": Answer(answer=ABSTAIN_MESSAGE, abstained=True, confidence=round(confidence, 4), citations=[])
+            }
         best = documents[0].score or 0.0
         cited = [documents[0]]
         for doc in documents[1:]:
