@@ -4,20 +4,19 @@
 recipe, fixed so that the result is reproducible (the only randomness is the seeded choice of swapped
 names):
 - the file's paragraphs are indexed and every question asked with the default pipeline;
-- the evidence model: a class-balanced logistic regression (L2, C=1, standardised features) over the
-  best sentence's late interaction, coverage and titled cosine; positives are answerable questions
-  whose best sentence holds the answer, negatives the same questions asked with their own article
-  filtered out (the documents then do not hold the answer);
+- every answerable question that names something its article holds is also asked with that name
+  replaced by a name from another article's questions (an entity swap, "How many troops withdrew
+  from Kyiv?");
+- a class-balanced logistic regression (L2, C=1, standardised features) over the best sentence's
+  late interaction, coverage, titled cosine and ungrounded count; positives are the answerable
+  questions whose best sentence holds the answer; negatives every other kind: answers with a wrong
+  sentence, the file's unanswerable questions, the answerable questions asked with their own article
+  filtered out (off-topic), and the entity swaps;
 - Platt scaling of its output on the file's own questions (right answers against wrong answers and
-  the file's unanswerable questions), folded into the weights: the confidence is the chance that
-  the cited sentence is right;
-- the grounding penalty: every answerable question that names something its article holds is asked
-  again with that name replaced by a name from another article's questions (an entity swap, "How many
-  troops withdrew from Kyiv?"); the weight of each ungrounded name is the smallest penalty that
-  refuses 95 % of those swaps at the threshold (a learned weight would be unbounded: the swaps differ
-  from their originals only there);
+  the file's unanswerable questions), folded into the weights: the confidence is the chance that the
+  cited sentence is right;
 - the threshold is the highest one at which at least `answered` of the answerable questions are
-  answered (penalty included).
+  answered.
 Never fit on the validation file (squad2-dev-b.json): report it beside the subset instead.
 """
 
@@ -58,22 +57,6 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-z))
 
 
-def _evidence_model(x: np.ndarray, right: np.ndarray, off: np.ndarray, natural: np.ndarray) -> tuple[np.ndarray, float]:
-    """Raw-scale weights and bias of the evidence features (`x` without the grounding column)."""
-    from sklearn.linear_model import LogisticRegression
-
-    train = right | off
-    mean, scale = x[train].mean(axis=0), np.maximum(x[train].std(axis=0), 1e-9)
-    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000)
-    model.fit((x[train] - mean) / scale, right[train])
-    raw = model.coef_[0] / scale
-    bias = float(model.intercept_[0] - (raw * mean).sum())
-    logits = (x[natural] @ raw + bias).reshape(-1, 1)
-    platt = LogisticRegression(C=1e6, max_iter=5000).fit(logits, right[natural])
-    a, b = float(platt.coef_[0][0]), float(platt.intercept_[0])
-    return raw * a, bias * a + b
-
-
 def _threshold(logits: np.ndarray, answered: float) -> float:
     probabilities = _sigmoid(logits)
     for t in np.arange(0.9, 0.01, -0.01):
@@ -83,21 +66,20 @@ def _threshold(logits: np.ndarray, answered: float) -> float:
 
 
 def _model(x: np.ndarray, kind: np.ndarray, answered: float) -> AbstentionModel:
+    from sklearn.linear_model import LogisticRegression
+
+    right = kind == "right"
+    mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-9)
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000).fit((x - mean) / scale, right)
+    raw = model.coef_[0] / scale
+    bias = float(model.intercept_[0] - (raw * mean).sum())
     natural = np.isin(kind, ("right", "wrong", "unanswerable"))
-    answerable = np.isin(kind, ("right", "wrong"))
-    evidence, ungrounded = x[:, :-1], x[:, -1]
-    raw, bias = _evidence_model(evidence, kind == "right", kind == "off-topic", natural)
-    logits = evidence @ raw + bias
-    threshold = _threshold(logits[answerable], answered)
-    swaps = (kind == "swap") & (ungrounded > 0)
-    penalty = 0.0
-    if swaps.any():
-        cut = float(np.log(threshold / (1 - threshold)))
-        needed = (cut - logits[swaps]) / ungrounded[swaps]  # the penalty that refuses each swap
-        penalty = min(float(np.percentile(needed, 5)), 0.0)
-        threshold = _threshold(logits[answerable] + penalty * ungrounded[answerable], answered)
-    weights = dict(zip(FEATURES[:-1], (round(float(w), 3) for w in raw), strict=True))
-    return AbstentionModel(bias=round(bias, 3), ungrounded=round(penalty, 3), threshold=threshold, **weights)
+    platt = LogisticRegression(C=1e6, max_iter=5000).fit((x[natural] @ raw + bias).reshape(-1, 1), right[natural])
+    a, b = float(platt.coef_[0][0]), float(platt.intercept_[0])
+    raw, bias = raw * a, bias * a + b
+    threshold = _threshold(x[np.isin(kind, ("right", "wrong"))] @ raw + bias, answered)
+    weights = dict(zip(FEATURES, (round(float(w), 3) for w in raw), strict=True))
+    return AbstentionModel(bias=round(bias, 3), threshold=threshold, **weights)
 
 
 def _logits(model: AbstentionModel, x: np.ndarray) -> np.ndarray:

@@ -30,8 +30,8 @@ def test_the_file_is_big_enough_and_mixed() -> None:
 @pytest.mark.integration
 def test_seed_question_floor(seed_service: QAService) -> None:
     metrics = evaluate_questions(seed_service, load_questions(QUESTIONS))
-    assert metrics["abstain_rate_unanswerable"] >= 0.95, metrics["failures"]
-    assert metrics["right_and_answered"] >= 0.5, metrics["failures"]
+    assert metrics["abstain_rate_unanswerable"] >= 0.9, metrics["failures"]
+    assert metrics["right_and_answered"] >= 0.55, metrics["failures"]
     assert metrics["top1_sentence_hit"] >= 0.68 and metrics["top3_sentence_hit"] >= 0.94
     assert metrics["auroc_right_vs_unanswerable"] >= 0.9
 
