@@ -69,7 +69,7 @@ def answer_blocks(
     else:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _bounded(answer.answer)}})
         for c in answer.citations:
-            for section in _quote_sections(c.index, c.text, c.source):
+            for section in _quote_sections(c.index, c.text, f"{c.source}, {c.location}" if c.location else c.source):
                 blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": section}})
     value = json.dumps({"c": conversation_id, "t": turn})
     actions: list[dict[str, Any]] = [

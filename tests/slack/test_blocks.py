@@ -47,3 +47,19 @@ def test_a_long_cited_sentence_is_split_into_sections_slack_accepts() -> None:
     body = quoted.replace("*[1]* ", "").replace("> ", "").replace("\n", "")
     assert sentence.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")[:6000] in body
     assert len(fallback_text(_answer(sentence))) <= SECTION_LIMIT
+
+
+def test_a_citation_names_where_in_its_file_it_is() -> None:
+    citation = Citation(
+        index=1,
+        document_id="d",
+        source="deck.pptx",
+        text="Q3 revenue grew.",
+        start=0,
+        end=16,
+        score=1,
+        location="slide 4",
+    )
+    answer = Answer(answer="Q3 revenue grew. [1]", abstained=False, confidence=0.9, citations=[citation])
+    quoted = [t for t in _texts(answer_blocks(answer, "c", 1)) if t.startswith("*[1]*")]
+    assert quoted and quoted[-1].endswith("_deck.pptx, slide 4_")
