@@ -31,3 +31,23 @@ def test_scale_only_report_and_files(tmp_path: Path) -> None:
     assert json.loads(paths["json"].read_text())["scale"]["sentences"] == 1000
     png = paths["plot"].read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_report_records_each_sides_environment(tmp_path: Path) -> None:
+    ours = {**_side(100, 20), "environment": {"variables": {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}}}
+    reference = {
+        **_side(25, 80),
+        "environment": {
+            "variables": {"OMP_NUM_THREADS": None, "HF_HUB_OFFLINE": "1"},
+            "measure_threads": {"cpu_count": 2, "torch_num_threads": 2},
+            "server_threads": {"cpu_count": 2, "torch_num_threads": 2, "faiss_omp_max_threads": 2},
+        },
+    }
+    paths = write({"ours": ours, "reference": reference}, tmp_path)
+    saved = json.loads(paths["json"].read_text())
+    assert saved["reference"]["environment"]["measure_threads"]["torch_num_threads"] == 2
+    assert saved["ours"]["environment"]["variables"]["OMP_NUM_THREADS"] == "1"
+    table = paths["markdown"].read_text()
+    assert "- ours: OMP_NUM_THREADS=1" in table
+    assert "- reference: no thread caps (library defaults)" in table
+    assert "reference server: cpu_count 2, torch_num_threads 2, faiss_omp_max_threads 2" in table
