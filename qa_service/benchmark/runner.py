@@ -172,6 +172,7 @@ def run_reference(cfg: BenchConfig, work: Path, documents: list[TextSource], que
     cfg.log("reference: HTTP")
     port = free_port()
     runtime = work / "server-runtime.json"
+    runtime.unlink(missing_ok=True)  # not an earlier run's
     command = [python, str(script), "serve", "--corpus", str(corpus), "--host", "127.0.0.1", "--port", str(port)]
     command += ["--runtime-out", str(runtime)]
     with running(command, port, "/health", work / "server.log", base_env=env) as server:
