@@ -51,16 +51,26 @@ def test_vocabulary_has_100k_distinct_pronounceable_terms_and_every_rank_is_reac
     assert corpus.ranks(np.random.default_rng(0), 1)[0] >= 0
     top = np.searchsorted(corpus._cdf, np.nextafter(1.0, 0.0), side="right")
     assert min(int(top), corpus.vocabulary - 1) == corpus.vocabulary - 1
+    # 2,000,000 words (about 87,000 sentences) already use over 100,000 distinct terms (114,420 measured;
+    # a million sentences' 23 million words use 149,996 of the 150,000)
     draws = corpus.ranks(np.random.default_rng(0), 2_000_000)
-    assert draws.max() == corpus.vocabulary - 1 or len(np.unique(draws)) > 60_000  # the long tail shows up
+    assert len(np.unique(draws)) >= 100_000 and draws.max() == corpus.vocabulary - 1
+
+
+def _slope(counts: np.ndarray, first_rank: int = 1) -> float:
+    ranks = np.arange(first_rank, first_rank + len(counts), dtype=np.float64)
+    return float(np.polyfit(np.log(ranks), np.log(counts.astype(np.float64)), 1)[0])
 
 
 def test_rank_frequency_slope_is_about_minus_1_07(corpus: ZipfCorpus) -> None:
+    """The sampler itself (measured -1.069), and the text as a reader counts it: words ranked by their
+    frequency in 20,000 sentences (measured -1.058 over ranks 10-2000; empirical ranks flatten the tail a
+    little). Exponent 1.0 or 1.15 would give -0.97 or -1.08 (measured)."""
+    draws = corpus.ranks(np.random.default_rng(0), 2_000_000)
+    assert abs(_slope(np.bincount(draws)[:1000]) + EXPONENT) < 0.01
     words = Counter(w.strip(".,").lower() for d in corpus.documents(20_000) for w in d.text.split())
-    counts = np.array(sorted(words.values(), reverse=True)[:2000], dtype=np.float64)
-    ranks = np.arange(1, len(counts) + 1, dtype=np.float64)
-    slope = np.polyfit(np.log(ranks[9:]), np.log(counts[9:]), 1)[0]  # ranks 10-2000: enough counts each
-    assert abs(slope + EXPONENT) < 0.07, slope
+    counts = np.array(sorted(words.values(), reverse=True)[:2000])
+    assert abs(_slope(counts[9:], first_rank=10) + EXPONENT) < 0.03
 
 
 def test_lengths_follow_the_squad_histograms_as_our_segmenter_splits(corpus: ZipfCorpus) -> None:
