@@ -18,6 +18,8 @@ ROWS: list[tuple[str, tuple[str, ...], bool]] = [
     ("HTTP p95 at c=1 (ms)", ("http", "1", "p95_ms"), False),
     ("HTTP throughput at c=32 (req/s)", ("http", "32", "throughput_rps"), True),
     ("HTTP p95 at c=32 (ms)", ("http", "32", "p95_ms"), False),
+    ("HTTP throughput at c=64 (req/s)", ("http", "64", "throughput_rps"), True),
+    ("HTTP p95 at c=64 (ms)", ("http", "64", "p95_ms"), False),
     ("HTTP throughput at c=8, worker processes (req/s)", ("http_workers", "8", "throughput_rps"), True),
     ("HTTP p95 at c=8, worker processes (ms)", ("http_workers", "8", "p95_ms"), False),
     ("In-process p50, SQuAD (ms)", ("measure", "squad", "query_p50_ms"), False),

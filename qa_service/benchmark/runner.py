@@ -28,7 +28,7 @@ class BenchConfig:
     seeds: Path
     reference_python: Path | None  # the reference venv's python; None skips the reference
     synthetic_sentences: int = 20_000
-    concurrency: tuple[int, ...] = (1, 8, 32)
+    concurrency: tuple[int, ...] = (1, 8, 32, 64)
     requests_per_level: int = 1200
     warmup: int = 50
     eval_limit: int | None = None  # None: every question
