@@ -24,9 +24,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa_service.benchmark.corpus import synthetic_documents, synthetic_questions  # noqa: E402
 from qa_service.benchmark.loadgen import LoadResult, run_load  # noqa: E402
 from qa_service.benchmark.servers import free_port, running  # noqa: E402
+from qa_service.benchmark.zipf_corpus import ZipfCorpus  # noqa: E402
 from qa_service.evaluation.squad import evaluate_squad, load_squad  # noqa: E402
 from qa_service.pipeline.builders import encoder_for  # noqa: E402
 from qa_service.service import QAService, TextSource  # noqa: E402
@@ -70,10 +70,11 @@ def scale(url: str, sentences: int) -> dict[str, object]:
     settings = Settings(store="pgvector", database_url=url, embedding_model="hash:384", index_batch_chars=5_000_000)
     service = QAService(settings)
     started = time.perf_counter()
-    report = service.index_texts(list(synthetic_documents(sentences)))
+    corpus = ZipfCorpus()
+    report = service.index_texts(list(corpus.documents(sentences)))
     index_s = time.perf_counter() - started
     encoder = encoder_for(settings)
-    questions = synthetic_questions(130)
+    questions = corpus.questions(130, sentences)
     for q in questions[:5]:
         service.ask(q)
     answer_ms, search_ms = [], []

@@ -293,7 +293,7 @@ def bench(
     synthetic: Annotated[int, typer.Option(min=0, help="Sentences of the synthetic indexing corpus.")] = 20_000,
     requests: Annotated[int, typer.Option(min=1, help="Measured HTTP requests per concurrency level.")] = 1200,
     warmup: Annotated[int, typer.Option(min=0, help="Unmeasured requests before each level.")] = 50,
-    concurrency: Annotated[str, typer.Option(help="Comma-separated concurrency levels.")] = "1,8,32",
+    concurrency: Annotated[str, typer.Option(help="Comma-separated concurrency levels.")] = "1,8,32,64",
     eval_limit: Annotated[int | None, typer.Option(min=1, help="Evaluate on N questions only.")] = None,
     scale: Annotated[int, typer.Option(min=0, help="Sentences of the scale test (0 skips it).")] = 0,
     setting: Annotated[list[str] | None, typer.Option(help="Our settings as NAME=VALUE (repeatable).")] = None,

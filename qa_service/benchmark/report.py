@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from qa_service.benchmark.environment import THREAD_CAPS
+
 # (label, path into a side's results, higher is better)
 ROWS: list[tuple[str, tuple[str, ...], bool]] = [
     ("HTTP throughput at c=8 (req/s)", ("http", "8", "throughput_rps"), True),
@@ -16,6 +18,8 @@ ROWS: list[tuple[str, tuple[str, ...], bool]] = [
     ("HTTP p95 at c=1 (ms)", ("http", "1", "p95_ms"), False),
     ("HTTP throughput at c=32 (req/s)", ("http", "32", "throughput_rps"), True),
     ("HTTP p95 at c=32 (ms)", ("http", "32", "p95_ms"), False),
+    ("HTTP throughput at c=64 (req/s)", ("http", "64", "throughput_rps"), True),
+    ("HTTP p95 at c=64 (ms)", ("http", "64", "p95_ms"), False),
     ("HTTP throughput at c=8, worker processes (req/s)", ("http_workers", "8", "throughput_rps"), True),
     ("HTTP p95 at c=8, worker processes (ms)", ("http_workers", "8", "p95_ms"), False),
     ("In-process p50, SQuAD (ms)", ("measure", "squad", "query_p50_ms"), False),
@@ -45,6 +49,27 @@ def _fmt(value: float | None) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
 
 
+THREAD_COUNTS = ("cpu_count", "torch_num_threads", "torch_num_interop_threads", "faiss_omp_max_threads")
+
+
+def environment_lines(report: dict[str, Any]) -> list[str]:
+    """Which thread caps each side ran with, and the thread counts the reference reported using."""
+    lines = []
+    for side, label in (("ours", "ours"), ("reference", "reference")):
+        env = report.get(side, {}).get("environment")
+        if not env:
+            continue
+        variables = env.get("variables", {})
+        caps = ", ".join(f"{k}={v}" for k, v in variables.items() if v is not None and k in THREAD_CAPS)
+        lines.append(f"- {label}: {caps or 'no thread caps (library defaults)'}")
+        for key in ("measure_threads", "server_threads"):
+            threads = env.get(key) or {}
+            counts = ", ".join(f"{k} {threads[k]}" for k in THREAD_COUNTS if k in threads)
+            if counts:
+                lines.append(f"  - {label} {key.split('_')[0]}: {counts}")
+    return ["", "Environment:", "", *lines] if lines else []
+
+
 def markdown(report: dict[str, Any]) -> str:
     ours, ref = report.get("ours", {}), report.get("reference", {})
     lines = []
@@ -54,6 +79,7 @@ def markdown(report: dict[str, Any]) -> str:
             a, b = _get(ours, path), _get(ref, path)
             ratio = f"{a / b:.2f}×" if a is not None and b else "–"
             lines.append(f"| {label} | {_fmt(a)} | {_fmt(b)} | {ratio} |")
+        lines += environment_lines(report)
     if "eval" in report:
         e = report["eval"]
         lines += [

@@ -13,6 +13,7 @@ from typing import Any
 
 from qa_service.benchmark import report as report_module
 from qa_service.benchmark.corpus import synthetic_documents, write_sentence_corpus
+from qa_service.benchmark.environment import ours_env, recorded, reference_env
 from qa_service.benchmark.loadgen import run_load
 from qa_service.benchmark.servers import free_port, running
 from qa_service.evaluation.squad import evaluate_squad, load_squad
@@ -27,7 +28,7 @@ class BenchConfig:
     seeds: Path
     reference_python: Path | None  # the reference venv's python; None skips the reference
     synthetic_sentences: int = 20_000
-    concurrency: tuple[int, ...] = (1, 8, 32)
+    concurrency: tuple[int, ...] = (1, 8, 32, 64)
     requests_per_level: int = 1200
     warmup: int = 50
     eval_limit: int | None = None  # None: every question
@@ -43,9 +44,10 @@ def _machine() -> str:
     return f"{os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}"
 
 
-def _json_child(command: list[str], out: Path, log_path: Path) -> dict[str, Any]:
+def _json_child(command: list[str], out: Path, log_path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Runs `command` (in `env`, default this process's environment) and reads the JSON it wrote to `out`."""
     with log_path.open("wb") as log:
-        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
+        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:3])} failed ({done.returncode}):\n{log_path.read_text()[-3000:]}")
     data: dict[str, Any] = json.loads(out.read_text())
@@ -103,7 +105,7 @@ def run_ours(cfg: BenchConfig, work: Path, questions: list[str]) -> dict[str, An
     with running(command, port, "/readyz", work / "server.log", env) as server:
         http = _http(server.base_url + "/v1/chat", bodies, cfg, {})
         http["server_peak_rss_mb"] = server.peak_rss_mb()
-    result = {"measure": measured, "http": http}
+    result = {"measure": measured, "http": http, "environment": {"variables": recorded(ours_env(overrides=env))}}
     if cfg.workers > 1:
         cfg.log(f"ours: HTTP, {cfg.workers} worker processes")
         port = free_port()
@@ -123,6 +125,7 @@ def run_reference(cfg: BenchConfig, work: Path, documents: list[TextSource], que
     write_sentence_corpus(documents, corpus)
     (work / "questions.txt").write_text("\n".join(q.replace("\n", " ") for q in questions) + "\n")
     python = str(cfg.reference_python)
+    env = reference_env()  # library defaults: none of the thread caps qa_service sets for itself
     cfg.log("reference: indexing and in-process latency")
     squad = _json_child(
         [
@@ -142,6 +145,7 @@ def run_reference(cfg: BenchConfig, work: Path, documents: list[TextSource], que
         ],
         work / "squad.json",
         work / "squad.log",
+        env,
     )
     measured: dict[str, Any] = {"squad": squad, "peak_rss_mb": squad.get("peak_rss_mb")}
     squad["index_kib"] = round(squad["index_bytes"] / 1024, 1) if squad.get("index_bytes") else None
@@ -162,15 +166,21 @@ def run_reference(cfg: BenchConfig, work: Path, documents: list[TextSource], que
             ],
             work / "synthetic.json",
             work / "synthetic.log",
+            env,
         )
     cfg.log(f"  {json.dumps(measured)}")
     cfg.log("reference: HTTP")
     port = free_port()
+    runtime = work / "server-runtime.json"
+    runtime.unlink(missing_ok=True)  # not an earlier run's
     command = [python, str(script), "serve", "--corpus", str(corpus), "--host", "127.0.0.1", "--port", str(port)]
-    with running(command, port, "/health", work / "server.log") as server:
+    command += ["--runtime-out", str(runtime)]
+    with running(command, port, "/health", work / "server.log", base_env=env) as server:
         http = _http(server.base_url + "/query", [{"question": q} for q in questions], cfg, {})
         http["server_peak_rss_mb"] = server.peak_rss_mb()
-    return {"measure": measured, "http": http}
+    environment: dict[str, Any] = {"variables": recorded(env), "measure_threads": squad.get("runtime")}
+    environment["server_threads"] = json.loads(runtime.read_text()) if runtime.exists() else None
+    return {"measure": measured, "http": http, "environment": environment}
 
 
 def run_benchmark(cfg: BenchConfig) -> dict[str, Path]:

@@ -1,5 +1,9 @@
 """Scale test: a synthetic corpus indexed with an approximate FAISS index.
 
+The corpus is `ZipfCorpus` (Zipfian vocabulary of 150,000 terms, SQuAD-shaped sentences and
+documents), so keyword posting lists are as long as in real text; questions are runs of words from
+its sentences.
+
 Measures indexing throughput, query latency (vector search alone and whole answers), recall@10 of
 the approximate index against exact search over the same stored vectors, peak RSS, resident memory
 per sentence beyond its vector, and that deletes and updates still take effect. Each phase that
@@ -19,8 +23,8 @@ from typing import Any
 import faiss
 import numpy as np
 
-from qa_service.benchmark.corpus import synthetic_documents, synthetic_questions
 from qa_service.benchmark.measure import directory_bytes, peak_rss_mb, rss_mb
+from qa_service.benchmark.zipf_corpus import ZipfCorpus
 from qa_service.pipeline.builders import encoder_for
 from qa_service.service import QAService, TextSource
 from qa_service.settings import Settings
@@ -45,9 +49,11 @@ def phase_index(workdir: Path, sentences: int, overrides: dict[str, Any]) -> dic
     service = QAService(_settings(workdir, overrides))
     service.warm_up()
     started = time.perf_counter()
-    report = service.index_texts(list(synthetic_documents(sentences)))
+    corpus = ZipfCorpus()
+    report = service.index_texts(list(corpus.documents(sentences)))
     seconds = time.perf_counter() - started
     return {
+        "corpus": corpus.description,
         "sentences": report.sentences,
         "index_seconds": round(seconds, 1),
         "sentences_per_s": round(report.sentences / seconds, 1),
@@ -91,7 +97,7 @@ def phase_query(workdir: Path, overrides: dict[str, Any], queries: int = 200, an
     baseline_mb = rss_mb()  # the process with its model: what the index adds is measured from here
     service = QAService(settings, create_index=False)
     service.warm_up()
-    questions = synthetic_questions(queries + 20)
+    questions = ZipfCorpus().questions(queries + 20, service.store.sentence_count)
     for q in questions[:3]:
         service.ask(q)
     ask_ms, search_ms = [], []

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,14 +57,21 @@ def _children(pid: int) -> list[int]:
 
 @contextmanager
 def running(
-    command: list[str], port: int, health_path: str, log: Path, env: dict[str, str] | None = None, timeout: float = 600
+    command: list[str],
+    port: int,
+    health_path: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    *,
+    base_env: Mapping[str, str] | None = None,
 ) -> Iterator[Server]:
     """Runs `command` (which must listen on `port`) until the block ends; fails with its log tail if it
-    exits or is not healthy within `timeout` seconds."""
+    exits or is not healthy within `timeout` seconds. Its environment is `base_env` (default: this
+    process's) with `env` on top."""
     out = log.open("wb")
-    process = subprocess.Popen(
-        command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
-    )
+    environment = {**(os.environ if base_env is None else base_env), **(env or {})}
+    process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environment, start_new_session=True)
     server = Server(process, port, log)
     try:
         deadline = time.monotonic() + timeout

@@ -100,7 +100,9 @@ def build_query_pipeline(settings: Settings, store: SentenceStore) -> Pipeline:
     """query -> (dense sentences | BM25 sentences | passage sentences) -> join -> rank -> ground -> answer."""
     k = settings.sentence_candidates
     pipeline = Pipeline()
-    pipeline.add_component("query_embedder", QueryEmbedder(**_encoder_args(settings)))
+    pipeline.add_component(
+        "query_embedder", QueryEmbedder(batch_window_ms=settings.embed_batch_window_ms, **_encoder_args(settings))
+    )
     pipeline.add_component("dense", DenseSentenceRetriever(store, top_k=k))
     pipeline.add_component("keyword", KeywordSentenceRetriever(store, top_k=k))
     pipeline.add_component("passages", PassageSentenceRetriever(store, top_k=settings.passage_candidates))

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from haystack import Document, component, default_from_dict, default_to_dict
 
+from qa_service.embed_batching import EmbedBatcher, batcher_for
 from qa_service.encoders import Encoder, get_encoder
 from qa_service.quantize import token_blob
 
@@ -110,17 +111,41 @@ class QueryEmbedder(_EncoderComponent):
 
     `embedding` is the usual Haystack list; `vector` is the same as a numpy array, which our own
     components take because Haystack copies component inputs element by element.
+
+    `batch_window_ms` > 0: questions embedded concurrently (answers run in a thread pool) within that
+    window share one forward pass (`qa_service.embed_batching`); 0: each question alone.
     """
+
+    def __init__(
+        self,
+        model: str,
+        device: str = "cpu",
+        backend: str = "torch",
+        cache_dir: str | None = None,
+        threads: int | None = None,
+        batch_window_ms: float = 0.0,
+    ) -> None:
+        _EncoderComponent.__init__(self, model, device, backend, cache_dir, threads)
+        self.batch_window_ms = batch_window_ms
+        self._batcher: EmbedBatcher | None = None
+
+    def warm_up(self) -> None:
+        _EncoderComponent.warm_up(self)
+        if self._batcher is None and self.batch_window_ms > 0 and self._encoder is not None:
+            self._batcher = batcher_for(self._encoder, self.batch_window_ms)
 
     @component.output_types(embedding=list[float], vector=np.ndarray, tokens=np.ndarray)
     def run(self, text: str) -> dict[str, Any]:
         self.warm_up()
         assert self._encoder is not None
-        tokens, pooled = self._encoder.embed_tokens([text])[0]
+        if self._batcher is not None:
+            tokens, pooled = self._batcher.embed(text)
+        else:
+            tokens, pooled = self._encoder.embed_tokens([text])[0]
         return {"embedding": pooled.tolist(), "vector": pooled, "tokens": tokens}
 
     def to_dict(self) -> dict[str, Any]:
-        return default_to_dict(self, **self._encoder_params())
+        return default_to_dict(self, batch_window_ms=self.batch_window_ms, **self._encoder_params())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QueryEmbedder:

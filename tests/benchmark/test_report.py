@@ -10,7 +10,7 @@ from qa_service.benchmark.report import markdown, write
 
 def _side(rps: float, p95: float) -> dict[str, object]:
     levels = {str(c): {"throughput_rps": rps * c**0.5, "p50_ms": p95 / 2, "p95_ms": p95, "p99_ms": p95 * 1.2}
-              for c in (1, 8, 32)}  # fmt: skip
+              for c in (1, 8, 32, 64)}  # fmt: skip
     return {"http": levels, "measure": {"squad": {"sentences_per_s": rps * 10}, "peak_rss_mb": 300.0}}
 
 
@@ -21,6 +21,7 @@ def test_table_has_both_sides_and_their_ratio() -> None:
     assert row.split("|")[2].strip() == "283" and row.split("|")[3].strip() == "70.7"
     assert row.split("|")[4].strip() == "4.00×"
     assert "| Peak RSS, HTTP server (MiB) | – | – | – |" in table  # missing figures are shown as such
+    assert "| HTTP throughput at c=64 (req/s) | 800 | 200 | 4.00× |" in table
 
 
 def test_scale_only_report_and_files(tmp_path: Path) -> None:
@@ -31,3 +32,23 @@ def test_scale_only_report_and_files(tmp_path: Path) -> None:
     assert json.loads(paths["json"].read_text())["scale"]["sentences"] == 1000
     png = paths["plot"].read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_report_records_each_sides_environment(tmp_path: Path) -> None:
+    ours = {**_side(100, 20), "environment": {"variables": {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}}}
+    reference = {
+        **_side(25, 80),
+        "environment": {
+            "variables": {"OMP_NUM_THREADS": None, "HF_HUB_OFFLINE": "1"},
+            "measure_threads": {"cpu_count": 2, "torch_num_threads": 2},
+            "server_threads": {"cpu_count": 2, "torch_num_threads": 2, "faiss_omp_max_threads": 2},
+        },
+    }
+    paths = write({"ours": ours, "reference": reference}, tmp_path)
+    saved = json.loads(paths["json"].read_text())
+    assert saved["reference"]["environment"]["measure_threads"]["torch_num_threads"] == 2
+    assert saved["ours"]["environment"]["variables"]["OMP_NUM_THREADS"] == "1"
+    table = paths["markdown"].read_text()
+    assert "- ours: OMP_NUM_THREADS=1" in table
+    assert "- reference: no thread caps (library defaults)" in table
+    assert "reference server: cpu_count 2, torch_num_threads 2, faiss_omp_max_threads 2" in table
