@@ -120,22 +120,27 @@ class QAService:
                 },
                 include_outputs_from=frozenset({"grounding"}),
             )
-        answer, ranked = result["answer_builder"]["answer"], result["grounding"]["documents"]
+            answer, ranked = result["answer_builder"]["answer"], result["grounding"]["documents"]
+            # read in the same snapshot as the offsets: the cited documents' locations (a generated
+            # answer cites among the first `llm_sources` ranked sentences)
+            cited = {c.document_id for c in answer.citations}
+            if mode == "generative":
+                cited |= {d.meta["document_id"] for d in ranked[: self.settings.llm_sources]}
+            locations = {doc_id: self.locations(doc_id) for doc_id in cited}
         if mode == "generative" and self._generator is not None:
             if answer.abstained:  # the documents do not hold the answer: no model can cite one
                 answer = answer.model_copy(update={"mode_used": "extractive-fallback"})
             else:
                 out = self._generator.run(query=query, documents=ranked, extractive=answer, on_sentence=on_sentence)
                 answer = out["answer"].model_copy(update={"mode_used": out["mode_used"]})
-        return DetailedAnswer(self._located(answer), ranked, query)
+        return DetailedAnswer(self._located(answer, locations), ranked, query)
 
-    def _located(self, answer: Answer) -> Answer:
+    def _located(self, answer: Answer, locations: dict[str, Any]) -> Answer:
         """The answer with each citation's location (slide, sheet row) where its document has them."""
         if not answer.citations:
             return answer
-        locations = {c.document_id: self.locations(c.document_id) for c in answer.citations}
         citations = [
-            c.model_copy(update={"location": locate(locations[c.document_id], c.start)}) for c in answer.citations
+            c.model_copy(update={"location": locate(locations.get(c.document_id), c.start)}) for c in answer.citations
         ]
         return answer.model_copy(update={"citations": citations})
 
