@@ -33,7 +33,7 @@ import numpy as np
 
 from qa_service.evaluation.metrics import auroc
 from qa_service.evaluation.squad import Question, contains_answer, load_squad
-from qa_service.pipeline.grounding import document_vocabulary, question_names, ungrounded_names
+from qa_service.pipeline.grounding import document_vocabulary, is_grounded, question_names
 from qa_service.service import QAService
 from qa_service.settings import AbstentionModel, Settings
 
@@ -43,13 +43,11 @@ SEED = 13
 
 def _swapped(question: Question, vocabulary: frozenset[str], foreign: list[str], rng: random.Random) -> str | None:
     """The question with one of its grounded names replaced by a name its article never mentions."""
-    grounded = [
-        n for n in question_names(question.text) if n[0].isupper() and not ungrounded_names(f"x {n}", vocabulary)
-    ]
+    grounded = [n for n in question_names(question.text) if n[0].isupper() and is_grounded(n, vocabulary)]
     if not grounded:
         return None
     name = rng.choice(grounded)
-    replacement = rng.choice([f for f in foreign if ungrounded_names(f"x {f}", vocabulary)] or foreign)
+    replacement = rng.choice([f for f in foreign if not is_grounded(f, vocabulary)] or foreign)
     return re.sub(rf"\b{re.escape(name)}\b", replacement, question.text, count=1)
 
 

@@ -98,18 +98,17 @@ def document_vocabulary(text: str) -> frozenset[str]:
     return frozenset(words)
 
 
-def ungrounded_names(question: str, vocabulary: frozenset[str]) -> list[str]:
-    """The question's names and numbers that the document (its `vocabulary`) never mentions.
+def is_grounded(name: str, vocabulary: frozenset[str]) -> bool:
+    """Whether the document (its `vocabulary`) mentions `name`: a possessive counts as the name, and
+    a hyphenated or dotted token is grounded when each of its parts is."""
+    bare = re.sub(r"['’]s?$", "", name)  # possessive: Warsaw's -> Warsaw
+    parts = [p for p in re.split(r"[-'’.]", bare) if p] if not any(c.isdigit() for c in bare) else [bare]
+    return all(_normal(p) in vocabulary for p in parts)
 
-    A multi-part name ("Swedex Gmbh") counts once per missing part; a hyphenated or dotted token
-    is grounded when each of its parts is."""
-    missing = []
-    for name in question_names(question):
-        bare = re.sub(r"['’]s?$", "", name)  # possessive: Warsaw's -> Warsaw
-        parts = [p for p in re.split(r"[-'’.]", bare) if p] if not any(c.isdigit() for c in bare) else [bare]
-        if not all(_normal(p) in vocabulary for p in parts):
-            missing.append(name)
-    return missing
+
+def ungrounded_names(question: str, vocabulary: frozenset[str]) -> list[str]:
+    """The question's names and numbers that the document (its `vocabulary`) never mentions."""
+    return [name for name in question_names(question) if not is_grounded(name, vocabulary)]
 
 
 @component
