@@ -30,3 +30,16 @@ def browser() -> Iterator[Any]:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def widget_ask(page: Any, question: str) -> Any:
+    """Ask through the widget on `page` and wait for its answer; returns the new bot message."""
+    before = page.locator(".msg.bot:not(.error)").count()
+    page.fill("textarea", question)
+    page.press("textarea", "Enter")
+    page.wait_for_function(
+        "n => document.querySelector('#qa-widget-host').shadowRoot.querySelectorAll('.msg.bot').length > n",
+        arg=before,
+        timeout=30_000,
+    )
+    return page.locator(".msg.bot").last

@@ -16,6 +16,7 @@ from qa_service.api.app import create_app
 from qa_service.service import QAService
 from tests.conftest import SEEDS, real_settings, serve_in_thread
 from tests.office_files import REFUNDS, make_docx
+from tests.web.conftest import widget_ask
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ADMIN = "admin-browser-key"
@@ -60,18 +61,6 @@ def sign_in(page: Any, server: str, key: str) -> None:
     page.goto(server + "/admin")
     page.fill("#key", key)
     page.click("#sign-in-form button")
-
-
-def widget_ask(page: Any, question: str) -> Any:
-    before = page.locator(".msg.bot:not(.error)").count()
-    page.fill("textarea", question)
-    page.press("textarea", "Enter")
-    page.wait_for_function(
-        "n => document.querySelector('#qa-widget-host').shadowRoot.querySelectorAll('.msg.bot').length > n",
-        arg=before,
-        timeout=30_000,
-    )
-    return page.locator(".msg.bot").last
 
 
 def test_a_wrong_key_is_refused(context: tuple[Any, list[str]], server: str) -> None:

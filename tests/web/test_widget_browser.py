@@ -9,6 +9,7 @@ import pytest
 from qa_service.api.app import create_app
 from qa_service.service import QAService, TextSource
 from tests.conftest import SEEDS, real_settings, serve_in_thread
+from tests.web.conftest import widget_ask
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EVIL = 'The launch code is <img src=x onerror="window.pwned=1"> and <script>window.pwned=2</script> kept secret.'
@@ -42,17 +43,6 @@ def page(browser, server, tmp_path: Path):  # type: ignore[no-untyped-def]
     assert errors == [], errors
 
 
-def ask(page, question: str) -> None:  # type: ignore[no-untyped-def]
-    before = page.locator(".msg.bot:not(.error)").count()
-    page.fill("textarea", question)
-    page.press("textarea", "Enter")
-    page.wait_for_function(
-        "n => document.querySelector('#qa-widget-host').shadowRoot.querySelectorAll('.msg.bot').length > n",
-        arg=before,
-        timeout=30_000,
-    )
-
-
 def open_widget(page) -> None:  # type: ignore[no-untyped-def]
     page.click(".launcher")
     page.wait_for_selector(".panel:not([hidden])")
@@ -61,7 +51,7 @@ def open_widget(page) -> None:  # type: ignore[no-untyped-def]
 def test_ask_cite_follow_up_and_reload(page, server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     open_widget(page)
     assert page.evaluate("document.querySelector('#qa-widget-host').shadowRoot.activeElement.tagName") == "TEXTAREA"
-    ask(page, "How many troops withdrew from Kherson?")
+    widget_ask(page, "How many troops withdrew from Kherson?")
     answer = page.locator(".msg.bot").last
     assert "20,000 to 30,000" in answer.inner_text()
     answer.locator(".chip").first.click()
@@ -76,8 +66,8 @@ def test_ask_cite_follow_up_and_reload(page, server, tmp_path: Path) -> None:  #
     page.screenshot(path=str(tmp_path / "citation.png"))
     page.click(".context .bar button")
 
-    ask(page, "Who is Mark Milley?")
-    ask(page, "What did he say about negotiations?")  # a follow-up: "he" is resolved from the conversation
+    widget_ask(page, "Who is Mark Milley?")
+    widget_ask(page, "What did he say about negotiations?")  # a follow-up: "he" is resolved from the conversation
     assert "window of opportunity for negotiations" in page.locator(".msg.bot").last.inner_text()
     page.reload()
     page.wait_for_selector(".panel:not([hidden])")
@@ -92,7 +82,7 @@ def test_ask_cite_follow_up_and_reload(page, server, tmp_path: Path) -> None:  #
 
 def test_off_topic_question_shows_an_abstention(page) -> None:  # type: ignore[no-untyped-def]
     open_widget(page)
-    ask(page, "What is the capital of France?")
+    widget_ask(page, "What is the capital of France?")
     last = page.locator(".msg.bot").last
     assert "abstained" in last.get_attribute("class") and "could not find" in last.inner_text()
     assert last.locator(".chip").count() == 0
@@ -159,7 +149,7 @@ def test_keyboard_and_phone_layout(browser, server) -> None:  # type: ignore[no-
 
 def test_html_in_answers_and_documents_is_shown_as_text(page) -> None:  # type: ignore[no-untyped-def]
     open_widget(page)
-    ask(page, "What is the launch code?")
+    widget_ask(page, "What is the launch code?")
     last = page.locator(".msg.bot").last
     assert "<script>window.pwned=2</script>" in last.inner_text()
     last.locator(".chip").first.click()
