@@ -23,6 +23,7 @@ class ChatResult:
     answer: Answer
     conversation_id: str
     turn: int
+    collection: str = "default"  # the name of the collection that answered
 
 
 def answer_deltas(answer: Answer) -> list[str]:
@@ -45,26 +46,29 @@ def converse(
     on_sentence: Callable[[str], None] | None = None,
     questions: QuestionLog | None = None,
     channel: ChatChannel = "web",
+    collection: str = "default",
 ) -> ChatResult:
-    """Answer `message` in its conversation of `channel`. Every answer is recorded in `questions`
-    (the admin page's question log) when one is given.
+    """Answer `message` from `collection` (a name; the caller has checked that it may ask it) in its
+    conversation of `channel`. Every answer is recorded in `questions` (the admin page's question log)
+    when one is given.
 
-    - "web" (HTTP API, widget): continues `conversation_id` when this channel has it; an unknown,
-      expired or other channel's id starts a new conversation under an id the server picks, so ids
-      stay unguessable and no channel reads or writes another's.
+    - "web" (HTTP API, widget): continues `conversation_id` when this channel and collection have it;
+      an unknown, expired, other channel's or other collection's id starts a new conversation under an
+      id the server picks, so ids stay unguessable and no channel or collection reads or writes another's.
     - "slack": `conversation_id` is the thread's; it is created on the first question.
     - "openai": the client sends `history` (its `messages`) and nothing is stored (turn 0).
     """
     message = service.check_message(message)  # stored as answered: stripped and bounded
+    target = service.collection(collection)
     stored = None
     if channel != "openai" and conversation_id:
-        stored = conversations.get(conversations.check_id(conversation_id), channel)
+        stored = conversations.get(conversations.check_id(conversation_id), channel, target.id)
     if channel != "openai" and (conversation_id is None or (stored is None and channel == "web")):
         conversation_id = conversations.new_id()
     if history is None:
         history = [Turn(role=t.role, content=t.content, answer=t.answer) for t in stored.turns] if stored else []
     started = time.perf_counter()
-    answer = service.ask(message, history=history, mode=mode, on_sentence=on_sentence)
+    answer = service.ask(message, history=history, mode=mode, on_sentence=on_sentence, collection=target.name)
     latency_ms = (time.perf_counter() - started) * 1000
     conversation_id, turn = conversation_id or "", 0
     if channel != "openai":
@@ -73,10 +77,11 @@ def converse(
             Turn(role="user", content=message),
             Turn(role="assistant", content=answer.answer, answer=answer),
             channel=channel,
+            collection=target.id,
         )
     if questions is not None:
-        questions.record(conversation_id, turn, message, answer, latency_ms)
-    return ChatResult(answer, conversation_id, turn)
+        questions.record(conversation_id, turn, message, answer, latency_ms, collection=target.id)
+    return ChatResult(answer, conversation_id, turn, target.name)
 
 
 def stream_chat(
@@ -88,6 +93,7 @@ def stream_chat(
     mode: AnswerMode | None = None,
     questions: QuestionLog | None = None,
     channel: ChatChannel = "web",
+    collection: str = "default",
 ) -> Iterator[str | ChatResult]:
     """`converse`, streamed: yields the answer's text deltas as they are ready, then the ChatResult.
 
@@ -108,6 +114,7 @@ def stream_chat(
                 on_sentence=lambda s: pieces.put(("sentence", s)),
                 questions=questions,
                 channel=channel,
+                collection=collection,
             )
             pieces.put(("done", result))
         except BaseException as exc:  # handed to the consumer

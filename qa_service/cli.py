@@ -151,7 +151,14 @@ def slack(index_dir: IndexDir = None) -> None:
     except QAServiceError as exc:
         raise _fail(exc) from exc
     shared = open_state(settings)
-    bot = build_slack_app(settings, service, shared.conversations, seen=shared.slack_events, questions=shared.questions)
+    bot = build_slack_app(
+        settings,
+        service,
+        shared.conversations,
+        seen=shared.slack_events,
+        questions=shared.questions,
+        channels=shared.slack_channels,
+    )
     SocketModeHandler(bot, settings.slack_app_token.get_secret_value()).start()
 
 

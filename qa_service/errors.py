@@ -74,3 +74,7 @@ class DatabaseUnavailableError(QAServiceError):
     code = "database_unavailable"
     http_status = 503
     public_message = "The database is unavailable; try again shortly."
+
+
+class CollectionNotFoundError(NotFoundError):
+    code = "collection_not_found"

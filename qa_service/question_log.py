@@ -20,6 +20,7 @@ from typing import Any
 from psycopg import Connection
 
 from qa_service.contract import Answer
+from qa_service.conversations import DEFAULT_COLLECTION
 from qa_service.sqlite_state import StateConnections
 from qa_service.store.postgres import Postgres
 
@@ -30,10 +31,11 @@ _SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS question_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT, asked_at REAL NOT NULL, conversation_id TEXT NOT NULL,
     turn INTEGER NOT NULL, question TEXT NOT NULL, abstained INTEGER NOT NULL, confidence REAL NOT NULL,
-    latency_ms REAL NOT NULL, answer TEXT NOT NULL
+    latency_ms REAL NOT NULL, answer TEXT NOT NULL, collection TEXT NOT NULL DEFAULT 'default'
 );
 CREATE INDEX IF NOT EXISTS question_log_asked ON question_log(asked_at);
 CREATE INDEX IF NOT EXISTS question_log_turn ON question_log(conversation_id, turn);
+CREATE INDEX IF NOT EXISTS question_log_collection ON question_log(collection);
 """
 _PG_SCHEMA = """
 CREATE TABLE IF NOT EXISTS qa_question_log (
@@ -41,6 +43,8 @@ CREATE TABLE IF NOT EXISTS qa_question_log (
     turn INTEGER NOT NULL, question TEXT NOT NULL, abstained BOOLEAN NOT NULL,
     confidence DOUBLE PRECISION NOT NULL, latency_ms DOUBLE PRECISION NOT NULL, answer TEXT NOT NULL
 );
+ALTER TABLE qa_question_log ADD COLUMN IF NOT EXISTS collection TEXT NOT NULL DEFAULT 'default';
+CREATE INDEX IF NOT EXISTS qa_question_log_collection ON qa_question_log (collection);
 CREATE INDEX IF NOT EXISTS qa_question_log_asked ON qa_question_log (asked_at);
 CREATE INDEX IF NOT EXISTS qa_question_log_turn ON qa_question_log (conversation_id, turn)
 """
@@ -75,17 +79,36 @@ class QuestionLog(ABC):
 
     retention_days: float
 
-    def record(self, conversation_id: str, turn: int, question: str, answer: Answer, latency_ms: float) -> None:
-        """Log one answered question. A failure is logged, never raised: the user has the answer."""
+    def record(
+        self,
+        conversation_id: str,
+        turn: int,
+        question: str,
+        answer: Answer,
+        latency_ms: float,
+        collection: str = DEFAULT_COLLECTION,
+    ) -> None:
+        """Log one answered question of a collection (its id). A failure is logged, never raised: the
+        user has the answer."""
         try:
-            self._insert(conversation_id, turn, question, answer, latency_ms)
+            self._insert(conversation_id, turn, question, answer, latency_ms, collection)
             if random.random() < PRUNE_CHANCE:
                 self.prune(time.time() - self.retention_days * 86400)
         except Exception:
             logger.warning("Could not record the question in the question log", exc_info=True)
 
     @abstractmethod
-    def _insert(self, conversation_id: str, turn: int, question: str, answer: Answer, latency_ms: float) -> None: ...
+    def _insert(
+        self, conversation_id: str, turn: int, question: str, answer: Answer, latency_ms: float, collection: str
+    ) -> None: ...
+
+    @abstractmethod
+    def delete_collection(self, collection: str) -> int:
+        """Delete the entries of a collection id; returns how many."""
+
+    @abstractmethod
+    def keep_collections(self, collections: set[str]) -> int:
+        """Delete the entries of every collection id not in `collections`; returns how many."""
 
     @abstractmethod
     def prune(self, before: float) -> int:
@@ -125,13 +148,18 @@ class SQLiteQuestionLog(QuestionLog):
         self.path, self.retention_days = path, retention_days
         self._conn = StateConnections(path)
         with self._conn() as conn:
+            columns = [r[1] for r in conn.execute("PRAGMA table_info(question_log)")]
+            if columns and "collection" not in columns:  # a log from before collections: all `default`
+                conn.execute("ALTER TABLE question_log ADD COLUMN collection TEXT NOT NULL DEFAULT 'default'")
             conn.executescript(_SQLITE_SCHEMA)
 
-    def _insert(self, conversation_id: str, turn: int, question: str, answer: Answer, latency_ms: float) -> None:
+    def _insert(
+        self, conversation_id: str, turn: int, question: str, answer: Answer, latency_ms: float, collection: str
+    ) -> None:
         with self._conn() as conn:
             conn.execute(
                 "INSERT INTO question_log(asked_at, conversation_id, turn, question, abstained, confidence, "
-                "latency_ms, answer) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "latency_ms, answer, collection) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     time.time(),
                     conversation_id,
@@ -141,12 +169,22 @@ class SQLiteQuestionLog(QuestionLog):
                     answer.confidence,
                     latency_ms,
                     answer.model_dump_json(),
+                    collection,
                 ),
             )
 
     def prune(self, before: float) -> int:
         with self._conn() as conn:
             return conn.execute("DELETE FROM question_log WHERE asked_at < ?", (before,)).rowcount
+
+    def delete_collection(self, collection: str) -> int:
+        with self._conn() as conn:
+            return conn.execute("DELETE FROM question_log WHERE collection = ?", (collection,)).rowcount
+
+    def keep_collections(self, collections: set[str]) -> int:
+        with self._conn() as conn:
+            found = {r[0] for r in conn.execute("SELECT DISTINCT collection FROM question_log")}
+        return sum(self.delete_collection(c) for c in found - collections)
 
     def questions(
         self, since: float, until: float, abstained_only: bool = False, limit: int | None = None
@@ -206,10 +244,12 @@ class PostgresQuestionLog(QuestionLog):
     def __init__(self, db: Postgres, retention_days: float = 90) -> None:
         self.db, self.retention_days = db, retention_days
 
-    def _insert(self, conversation_id: str, turn: int, question: str, answer: Answer, latency_ms: float) -> None:
+    def _insert(
+        self, conversation_id: str, turn: int, question: str, answer: Answer, latency_ms: float, collection: str
+    ) -> None:
         self.db.rows(
             "INSERT INTO qa_question_log(asked_at, conversation_id, turn, question, abstained, confidence, "
-            f"latency_ms, answer) VALUES ({_PG_NOW}, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            f"latency_ms, answer, collection) VALUES ({_PG_NOW}, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             (
                 conversation_id,
                 turn,
@@ -218,11 +258,19 @@ class PostgresQuestionLog(QuestionLog):
                 answer.confidence,
                 latency_ms,
                 answer.model_dump_json(),
+                collection,
             ),
         )
 
     def prune(self, before: float) -> int:
         return len(self.db.rows("DELETE FROM qa_question_log WHERE asked_at < %s RETURNING 1", (before,)))
+
+    def delete_collection(self, collection: str) -> int:
+        return len(self.db.rows("DELETE FROM qa_question_log WHERE collection = %s RETURNING 1", (collection,)))
+
+    def keep_collections(self, collections: set[str]) -> int:
+        found = self.db.rows("SELECT DISTINCT collection FROM qa_question_log")
+        return sum(self.delete_collection(r["collection"]) for r in found if r["collection"] not in collections)
 
     def questions(
         self, since: float, until: float, abstained_only: bool = False, limit: int | None = None

@@ -28,7 +28,8 @@ from qa_service.pipeline.builders import (
 )
 from qa_service.pipeline.runner import GraphRunner
 from qa_service.settings import Settings
-from qa_service.store.records import StoredDocument
+from qa_service.errors import CollectionNotFoundError
+from qa_service.store.records import Collection, StoredDocument
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +71,15 @@ class QAService:
         filters: dict[str, Any] | None = None,
         mode: AnswerMode | None = None,
         on_sentence: Callable[[str], None] | None = None,
+        collection: str = "default",
     ) -> Answer:
+        self.collection(collection)  # TEMPORARY until issue-15-store merges
         return self.ask_detailed(question, history, filters, mode, on_sentence).answer
+
+    def collection(self, name: str) -> Collection:  # TEMPORARY until issue-15-store merges
+        if name != "default":
+            raise CollectionNotFoundError(f"Collection {name!r} not found.")
+        return Collection("default", "default", True, 0.0)
 
     def ask_detailed(
         self,

@@ -190,6 +190,24 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, description="Verifies Events API requests.")
     slack_app_token: SecretStr | None = Field(None, description="xapp- token for Socket Mode (`qa-service slack`).")
     slack_api_url: str = Field("https://slack.com/api/", description="Slack Web API base URL.")
+    slack_channels: dict[str, str] = Field(
+        default_factory=dict,
+        description='Slack channel id -> collection name, as JSON ({"C0123ABCD": "hr"}); mappings set through '
+        "`PUT /v1/slack/channels/{id}` win.",
+    )
+    slack_channels_file: Path | None = Field(
+        None, description="A JSON file of further channel mappings (QA_SLACK_CHANNELS wins over it)."
+    )
+    slack_default_collection: str = Field(
+        "default",
+        pattern=r"^([a-z0-9-]{1,64})?$",
+        description="The collection an unmapped channel asks; empty: unmapped channels are not answered.",
+    )
+    slack_dm_collection: str = Field(
+        "default",
+        pattern=r"^([a-z0-9-]{1,64})?$",
+        description="The collection direct messages to the bot ask; empty: direct messages are refused.",
+    )
 
     @field_validator("trusted_proxies")
     @classmethod

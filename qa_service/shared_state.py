@@ -17,6 +17,7 @@ from psycopg import Connection
 
 from qa_service.contract import Answer, Turn
 from qa_service.conversations import (
+    DEFAULT_COLLECTION,
     FEEDBACK_TTL_SECONDS,
     MIGRATE_CHANNEL,
     Channel,
@@ -29,7 +30,10 @@ from qa_service.errors import NotFoundError
 from qa_service.question_log import PostgresQuestionLog, QuestionLog, SQLiteQuestionLog
 from qa_service.question_log import create_pg_schema as create_question_log_schema
 from qa_service.settings import Settings
+from qa_service.slack.channels import ChannelMap, PostgresChannelMap, SQLiteChannelMap
+from qa_service.slack.channels import create_pg_schema as create_channel_map_schema
 from qa_service.store.postgres import Postgres
+from qa_service.store.records import Collection
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS qa_conversations (
@@ -54,6 +58,12 @@ CREATE INDEX IF NOT EXISTS qa_slack_events_seen ON qa_slack_events (seen_at);
 CREATE INDEX IF NOT EXISTS qa_feedback_created ON qa_feedback (created_at)
 """
 _CHANNEL_COLUMN = "ALTER TABLE qa_conversations ADD COLUMN IF NOT EXISTS channel TEXT NOT NULL DEFAULT 'web'"
+_COLLECTION_COLUMNS = (  # conversations and feedback stored before collections belong to `default`
+    "ALTER TABLE qa_conversations ADD COLUMN IF NOT EXISTS collection TEXT NOT NULL DEFAULT 'default'",
+    "ALTER TABLE qa_feedback ADD COLUMN IF NOT EXISTS collection TEXT NOT NULL DEFAULT 'default'",
+    "CREATE INDEX IF NOT EXISTS qa_conversations_collection ON qa_conversations (collection)",
+    "CREATE INDEX IF NOT EXISTS qa_feedback_collection ON qa_feedback (collection)",
+)
 _NOW = "extract(epoch FROM clock_timestamp())"
 
 
@@ -78,6 +88,8 @@ def create_schema(conn: Connection[Any]) -> None:
     conn.execute(_CHANNEL_COLUMN)
     if added:  # conversations stored before channels existed
         conn.execute(MIGRATE_CHANNEL.format(table="qa_conversations"))
+    for statement in _COLLECTION_COLUMNS:
+        conn.execute(statement)
 
 
 class PostgresConversationStore(ConversationStore):
@@ -90,33 +102,36 @@ class PostgresConversationStore(ConversationStore):
     ) -> None:
         self.db, self.ttl, self.max_turns, self.feedback_ttl = db, ttl_seconds, max_turns, feedback_ttl_seconds
 
-    def get(self, conversation_id: str, channel: Channel = "web") -> Conversation | None:
+    def get(self, conversation_id: str, channel: Channel = "web", collection: str | None = None) -> Conversation | None:
         with self.db.transaction(writer_lock=False) as conn:
             conn.execute(f"DELETE FROM qa_conversations WHERE updated_at < {_NOW} - %s", (self.ttl,))
             conn.execute(f"DELETE FROM qa_feedback WHERE created_at < {_NOW} - %s", (self.feedback_ttl,))
             row = conn.execute(
-                "SELECT created_at, updated_at FROM qa_conversations WHERE id = %s AND channel = %s",
+                "SELECT created_at, updated_at, collection FROM qa_conversations WHERE id = %s AND channel = %s",
                 (conversation_id, channel),
             ).fetchone()
-            if row is None:
+            if row is None or (collection is not None and row[2] != collection):
                 return None
             rows = conn.execute(
                 "SELECT turn, role, content, answer, created_at FROM qa_turns WHERE conversation_id = %s ORDER BY turn",
                 (conversation_id,),
             ).fetchall()
         turns = [StoredTurn(t, r, c, Answer.model_validate_json(a) if a else None, at) for t, r, c, a, at in rows]
-        return Conversation(conversation_id, row[0], row[1], turns)
+        return Conversation(conversation_id, row[0], row[1], turns, row[2])
 
-    def append(self, conversation_id: str, *turns: Turn, channel: Channel = "web") -> list[int]:
+    def append(
+        self, conversation_id: str, *turns: Turn, channel: Channel = "web", collection: str = DEFAULT_COLLECTION
+    ) -> list[int]:
         with self.db.transaction(writer_lock=False) as conn:
             # The upsert locks the conversation's row until commit: appends to one conversation from
             # several replicas take turns, so turn numbers never collide.
-            now, owner = conn.execute(
-                f"INSERT INTO qa_conversations(id, created_at, updated_at, channel) VALUES (%s, {_NOW}, {_NOW}, %s) "
-                "ON CONFLICT (id) DO UPDATE SET updated_at = EXCLUDED.updated_at RETURNING updated_at, channel",
-                (conversation_id, channel),
+            now, owner, owning_collection = conn.execute(
+                "INSERT INTO qa_conversations(id, created_at, updated_at, channel, collection) "
+                f"VALUES (%s, {_NOW}, {_NOW}, %s, %s) ON CONFLICT (id) DO UPDATE SET updated_at = EXCLUDED.updated_at "
+                "RETURNING updated_at, channel, collection",
+                (conversation_id, channel, collection),
             ).fetchone()  # type: ignore[misc]
-            if owner != channel:  # rolled back
+            if (owner, owning_collection) != (channel, collection):  # rolled back
                 raise NotFoundError(f"Conversation {conversation_id!r} not found (unknown or expired).")
             last = conn.execute(
                 "SELECT COALESCE(MAX(turn), 0) FROM qa_turns WHERE conversation_id = %s", (conversation_id,)
@@ -137,13 +152,26 @@ class PostgresConversationStore(ConversationStore):
             )
         return numbers
 
-    def _insert_feedback(self, conversation_id: str, turn: int, rating: str, comment: str | None) -> int:
+    def _insert_feedback(
+        self, conversation_id: str, turn: int, rating: str, comment: str | None, collection: str
+    ) -> int:
         rows = self.db.rows(
-            "INSERT INTO qa_feedback(conversation_id, turn, rating, comment, created_at) "
-            f"VALUES (%s, %s, %s, %s, {_NOW}) RETURNING id",
-            (conversation_id, turn, rating, comment),
+            "INSERT INTO qa_feedback(conversation_id, turn, rating, comment, created_at, collection) "
+            f"VALUES (%s, %s, %s, %s, {_NOW}, %s) RETURNING id",
+            (conversation_id, turn, rating, comment, collection),
         )
         return int(rows[0]["id"])
+
+    def delete_collection(self, collection: str) -> int:
+        with self.db.transaction(writer_lock=False) as conn:
+            conn.execute("DELETE FROM qa_feedback WHERE collection = %s", (collection,))
+            return conn.execute("DELETE FROM qa_conversations WHERE collection = %s", (collection,)).rowcount
+
+    def keep_collections(self, collections: set[str]) -> int:
+        found = self.db.rows(
+            "SELECT DISTINCT collection FROM qa_conversations UNION SELECT DISTINCT collection FROM qa_feedback"
+        )
+        return sum(self.delete_collection(r["collection"]) for r in found if r["collection"] not in collections)
 
     def feedback(self, conversation_id: str) -> list[dict[str, object]]:
         return self.db.rows(
@@ -203,11 +231,30 @@ class SharedState:
     limiter: Limiter
     slack_events: EventLog
     questions: QuestionLog | None = None  # the admin page's question log (qa_service/question_log.py)
+    slack_channels: ChannelMap | None = None  # which collection each Slack channel asks
 
     def close(self) -> None:
         if self.questions is not None:
             self.questions.close()
+        if self.slack_channels is not None:
+            self.slack_channels.close()
         self.conversations.close()
+
+    def forget_collection(self, collection: Collection) -> None:
+        """Delete what a deleted collection leaves here: conversations, feedback, logged questions and
+        Slack channel mappings (each idempotent; `keep_collections` finishes what a crash interrupted)."""
+        self.conversations.delete_collection(collection.id)
+        if self.questions is not None:
+            self.questions.delete_collection(collection.id)
+        if self.slack_channels is not None:
+            self.slack_channels.forget_collection(collection.name)
+
+    def keep_collections(self, collections: list[Collection]) -> None:
+        """Delete the conversations, feedback and logged questions of collections that no longer exist."""
+        ids = {c.id for c in collections}
+        self.conversations.keep_collections(ids)
+        if self.questions is not None:
+            self.questions.keep_collections(ids)
 
 
 def open_state(settings: Settings) -> SharedState:
@@ -221,6 +268,7 @@ def open_state(settings: Settings) -> SharedState:
         )
         db.setup(create_schema)  # the tables of all three, before any is used
         db.setup(create_question_log_schema)
+        db.setup(create_channel_map_schema)
         return SharedState(
             PostgresConversationStore(
                 db,
@@ -230,6 +278,7 @@ def open_state(settings: Settings) -> SharedState:
             PostgresRateLimiter(db, settings.rate_limit_per_minute, settings.rate_limit_burst),
             PostgresSeenEvents(db),
             PostgresQuestionLog(db, settings.question_log_days),
+            PostgresChannelMap(settings, db),
         )
     from qa_service.api.security import RateLimiter
     from qa_service.slack.bot import SeenEvents
@@ -244,4 +293,5 @@ def open_state(settings: Settings) -> SharedState:
         RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         SeenEvents(),
         SQLiteQuestionLog(state_db, settings.question_log_days),  # after the conversations: it reads their feedback
+        SQLiteChannelMap(settings, state_db),
     )

@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
         shared = await run_in_threadpool(open_state, settings)
         app.state.conversations = shared.conversations
         app.state.questions = shared.questions
+        app.state.shared = shared
         if settings.store == "pgvector":  # one bucket per client across replicas
             app.state.limiter = shared.limiter
         if load_service:
@@ -41,7 +42,12 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
                 from qa_service.slack.bot import build_slack_app
 
                 app.state.slack = build_slack_app(
-                    settings, service, shared.conversations, seen=shared.slack_events, questions=shared.questions
+                    settings,
+                    service,
+                    shared.conversations,
+                    seen=shared.slack_events,
+                    questions=shared.questions,
+                    channels=shared.slack_channels,
                 )
         async with mcp_lifespan(app):
             yield

@@ -27,7 +27,7 @@ from qa_service.errors import IndexNotFoundError
 from qa_service.question_log import QuestionLog
 from qa_service.service import QAService
 from qa_service.settings import Settings
-from qa_service.shared_state import Limiter
+from qa_service.shared_state import Limiter, SharedState
 
 
 async def get_service(request: Request) -> QAService:
@@ -45,6 +45,11 @@ async def get_conversations(request: Request) -> ConversationStore:
 async def get_questions(request: Request) -> QuestionLog | None:
     questions: QuestionLog | None = getattr(request.app.state, "questions", None)
     return questions
+
+
+async def get_shared(request: Request) -> SharedState:
+    shared: SharedState = request.app.state.shared
+    return shared
 
 
 async def get_settings(request: Request) -> Settings:
@@ -102,6 +107,7 @@ ServiceDep = Annotated[QAService, Depends(get_service)]
 ConversationsDep = Annotated[ConversationStore, Depends(get_conversations)]
 QuestionsDep = Annotated[QuestionLog | None, Depends(get_questions)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+SharedDep = Annotated[SharedState, Depends(get_shared)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 ChatAuth = Depends(require_chat)
 AdminAuth = Depends(require_admin)

@@ -15,10 +15,20 @@ def _not_blank(value: str) -> str:
     return value
 
 
+COLLECTION_FIELD = Field(
+    "default",
+    min_length=1,
+    max_length=64,
+    pattern=r"^[a-z0-9-]+$",
+    description="The collection to ask (1-64 characters of a-z, 0-9 and '-'); default `default`.",
+)
+
+
 class ChatRequest(BaseModel):
     message: str = Field(
         ..., min_length=1, description="The question.", examples=["How many troops withdrew from Kherson?"]
     )
+    collection: str = COLLECTION_FIELD
     conversation_id: str | None = Field(None, description="Continue a conversation; omit to start one.")
     stream: bool = Field(False, description="Stream server-sent events (same as `Accept: text/event-stream`).")
     mode: AnswerMode | None = Field(
@@ -35,6 +45,7 @@ class ChatRequest(BaseModel):
 
 
 class ChatResponse(Answer):
+    collection: str = Field(..., description="The collection that answered.")
     conversation_id: str = Field(..., description="Send it back to ask a follow-up question.")
     turn: int = Field(..., ge=1, description="Turn number of this answer in the conversation (for feedback).")
 
@@ -137,10 +148,30 @@ class CompletionRequest(BaseModel):
         "qa-service",
         max_length=200,
         description="Echoed. `qa-service-generative` asks for a generative answer, `qa-service-extractive` for "
-        "the cited sentences; any other name gets the server's QA_ANSWER_MODE.",
+        "the cited sentences; any other name gets the server's QA_ANSWER_MODE. A `/NAME` suffix asks collection "
+        "NAME (`qa-service/hr`, `qa-service-generative/hr`; `GET /v1/models` lists them); otherwise `default`.",
+    )
+    collection: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z0-9-]+$",
+        description="The collection to ask, if the model name does not say (they must agree when both do).",
     )
     messages: list[OpenAIMessage] = Field(..., min_length=1)
     stream: bool = False
+
+
+class ModelCard(BaseModel):
+    id: str = Field(..., description="`qa-service/NAME`: send it as `model` to ask collection NAME.")
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "qa-service"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
 
 
 class CompletionMessage(BaseModel):
@@ -173,3 +204,19 @@ class CompletionResponse(BaseModel):
     abstained: bool
     confidence: float
     mode_used: str = Field("extractive", description="As in /v1/chat.")
+
+
+class SlackChannelTarget(BaseModel):
+    collection: str = Field(..., min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$")
+
+
+class SlackChannelMapping(BaseModel):
+    channel: str
+    collection: str
+    source: Literal["api", "settings"] = Field(..., description="Set through this API, or in the settings.")
+
+
+class SlackChannelList(BaseModel):
+    channels: list[SlackChannelMapping]
+    default_collection: str | None = Field(..., description="What an unmapped channel asks (null: not answered).")
+    dm_collection: str | None = Field(..., description="What a direct message asks (null: refused).")

@@ -21,7 +21,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from qa_service.chat import converse
 from qa_service.conversations import ConversationStore
-from qa_service.errors import InvalidInputError
+from qa_service.errors import CollectionNotFoundError, InvalidInputError
 from qa_service.question_log import QuestionLog
 from qa_service.service import QAService
 from qa_service.settings import Settings
@@ -29,11 +29,18 @@ from qa_service.settings import Settings
 if TYPE_CHECKING:
     from qa_service.shared_state import EventLog
 from qa_service.slack.blocks import FEEDBACK_DOWN, FEEDBACK_UP, SHARE, answer_blocks, fallback_text, share_text
+from qa_service.slack.channels import ChannelMap
 
 logger = logging.getLogger(__name__)
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 APOLOGY = "Sorry, something went wrong while answering. Please try again in a moment."
 HINT = "Ask me a question about the documents, e.g. `/ask How many troops withdrew from Kherson?`"
+UNMAPPED = (
+    "This channel is not connected to a collection of documents, so I cannot answer here. "
+    "An admin can connect it with `PUT /v1/slack/channels/<channel id>`."
+)
+NO_DIRECT = "I do not answer direct messages here; ask in a channel that is connected to the documents."
+GONE = "The collection this channel asks no longer exists; an admin can connect the channel to another one."
 
 
 class SeenEvents:
@@ -56,8 +63,10 @@ class SeenEvents:
             return True
 
 
-def thread_conversation_id(channel: str, thread_ts: str) -> str:
-    return f"slack-{channel}-{thread_ts.replace('.', '_')}"[:64]
+def thread_conversation_id(channel: str, thread_ts: str, collection_id: str = "default") -> str:
+    """The conversation of a thread, per collection: remapping the channel starts new conversations."""
+    prefix = "slack" if collection_id == "default" else f"slack-{collection_id}"
+    return f"{prefix}-{channel}-{thread_ts.replace('.', '_')}"[:64]
 
 
 def build_slack_app(
@@ -67,8 +76,10 @@ def build_slack_app(
     client: WebClient | None = None,
     seen: EventLog | None = None,
     questions: QuestionLog | None = None,
+    channels: ChannelMap | None = None,
 ) -> App:
-    """The Bolt app; `seen` remembers accepted event ids (in PostgreSQL when replicas share them)."""
+    """The Bolt app; `seen` remembers accepted event ids (in PostgreSQL when replicas share them);
+    `channels` says which collection each channel asks (see `qa_service.slack.channels`)."""
     if settings.slack_bot_token is None or settings.slack_signing_secret is None:
         raise InvalidInputError("Slack needs QA_SLACK_BOT_TOKEN and QA_SLACK_SIGNING_SECRET.")
     client = client or WebClient(
@@ -83,6 +94,17 @@ def build_slack_app(
         logger=logger,
     )
     seen = seen or SeenEvents()
+    channel_map = channels
+
+    def collection_of(channel: str, direct: bool) -> tuple[str | None, str]:
+        """(collection name, collection id) the channel asks, or (None, refusal text)."""
+        name = channel_map.collection_for(channel, direct) if channel_map else "default"
+        if name is None:
+            return None, NO_DIRECT if direct else UNMAPPED
+        try:
+            return name, service.collection(name).id
+        except CollectionNotFoundError:
+            return None, GONE
 
     @app.middleware
     def drop_retries(body: dict[str, Any], next: Any) -> BoltResponse | None:
@@ -99,13 +121,18 @@ def build_slack_app(
             if not question:
                 client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=HINT)
                 return
+            collection, collection_id = collection_of(channel, event.get("channel_type") == "im")
+            if collection is None:
+                client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=collection_id)
+                return
             result = converse(
                 service,
                 conversations,
                 question,
-                thread_conversation_id(channel, thread_ts),
+                thread_conversation_id(channel, thread_ts, collection_id),
                 questions=questions,
                 channel="slack",
+                collection=collection,
             )
             client.chat_postMessage(
                 channel=channel,
@@ -137,6 +164,10 @@ def build_slack_app(
             if not question:
                 client.chat_postEphemeral(channel=channel, user=user, text=HINT)
                 return
+            collection, refusal = collection_of(channel, command.get("channel_name") == "directmessage")
+            if collection is None:
+                client.chat_postEphemeral(channel=channel, user=user, text=refusal)
+                return
             result = converse(
                 service,
                 conversations,
@@ -144,6 +175,7 @@ def build_slack_app(
                 f"slack-cmd-{uuid.uuid4().hex}",
                 questions=questions,
                 channel="slack",
+                collection=collection,
             )
             client.chat_postEphemeral(
                 channel=channel,

@@ -41,3 +41,13 @@ class ApplyResult:
     generation: int
     written: list[str]
     deleted: list[str]
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A named set of documents with its own store; `id` is stable (renames keep it), never reused."""
+
+    id: str
+    name: str
+    public: bool
+    created_at: float

@@ -21,7 +21,12 @@ logger = logging.getLogger(__name__)
 
 
 def _response(result: ChatResult) -> ChatResponse:
-    return ChatResponse(**result.answer.model_dump(), conversation_id=result.conversation_id, turn=result.turn)
+    return ChatResponse(
+        **result.answer.model_dump(),
+        collection=result.collection,
+        conversation_id=result.conversation_id,
+        turn=result.turn,
+    )
 
 
 @router.post(
@@ -54,7 +59,15 @@ async def chat(
             _stream(body, service, conversations, metrics, questions), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
         )
     result = await run_in_threadpool(
-        converse, service, conversations, body.message, body.conversation_id, None, body.mode, questions=questions
+        converse,
+        service,
+        conversations,
+        body.message,
+        body.conversation_id,
+        None,
+        body.mode,
+        questions=questions,
+        collection=body.collection,
     )
     metrics.answered("chat", result.answer.abstained)
     return _response(result)
@@ -70,7 +83,13 @@ def _stream(
     """A sync generator: Starlette iterates it in a worker thread, off the event loop."""
     try:
         chunks = stream_chat(
-            service, conversations, body.message, body.conversation_id, mode=body.mode, questions=questions
+            service,
+            conversations,
+            body.message,
+            body.conversation_id,
+            mode=body.mode,
+            questions=questions,
+            collection=body.collection,
         )
         for item in chunks:
             if isinstance(item, str):

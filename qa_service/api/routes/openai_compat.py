@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from qa_service.api.schemas import (
 from qa_service.api.sse import SSE_EVENT_SCHEMA, SSE_HEADERS, SSE_MEDIA_TYPE
 from qa_service.chat import ChatResult, converse, stream_chat
 from qa_service.contract import AnswerMode, Turn
+from qa_service.conversations import DEFAULT_COLLECTION
 from qa_service.errors import InvalidInputError, QAServiceError
 from qa_service.service import QAService
 
@@ -75,11 +77,21 @@ async def completions(
     questions: QuestionsDep,
 ) -> CompletionResponse | StreamingResponse:
     question, history = _question_and_history(body, service)
+    collection = target_collection(body)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if body.stream:
         service.check_capacity(_mode(body.model))  # refused before the stream starts, with a status
         chunks = _stream(
-            question, history, body.model, completion_id, created, service, conversations, metrics, questions
+            question,
+            history,
+            body.model,
+            collection,
+            completion_id,
+            created,
+            service,
+            conversations,
+            metrics,
+            questions,
         )
         return StreamingResponse(chunks, media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
     result = await run_in_threadpool(
@@ -92,6 +104,7 @@ async def completions(
         _mode(body.model),
         questions=questions,
         channel="openai",
+        collection=collection,
     )
     metrics.answered("openai", result.answer.abstained)
     answer = result.answer
@@ -112,9 +125,37 @@ async def completions(
     )
 
 
+_MODES: dict[str, AnswerMode | None] = {
+    "qa-service": None,
+    "qa-service-generative": "generative",
+    "qa-service-extractive": "extractive",
+}
+MODEL_PREFIX = "qa-service/"
+_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
+
+
 def _mode(model: str) -> AnswerMode | None:
     """The answer mode a model name asks for (see `CompletionRequest.model`)."""
-    return {"qa-service-generative": "generative", "qa-service-extractive": "extractive"}.get(model)  # type: ignore[return-value]
+    return _MODES.get(model.partition("/")[0])
+
+
+def target_collection(body: CompletionRequest) -> str:
+    """The collection a completion asks: the model name's `/NAME` suffix (`qa-service/hr`), else the
+    `collection` field, else `default`; a model name of another product (a client that cannot change
+    it) asks `default`."""
+    base, slash, named = body.model.partition("/")
+    if base not in _MODES or not slash:
+        return body.collection or DEFAULT_COLLECTION
+    if not _NAME.match(named):
+        raise InvalidInputError(
+            f"The model {body.model!r} names no valid collection: use qa-service/NAME, NAME being 1-64 characters "
+            "of a-z, 0-9 and '-' (GET /v1/models lists them)."
+        )
+    if body.collection is not None and body.collection != named:
+        raise InvalidInputError(
+            f"The model names collection {named!r} but `collection` is {body.collection!r}; send one of them."
+        )
+    return named
 
 
 def _chunk(
@@ -135,6 +176,7 @@ def _stream(
     question: str,
     history: list[Turn],
     model: str,
+    collection: str,
     completion_id: str,
     created: int,
     service: ServiceDep,
@@ -146,7 +188,15 @@ def _stream(
     started = False
     try:
         for item in stream_chat(
-            service, conversations, question, None, history, _mode(model), questions=questions, channel="openai"
+            service,
+            conversations,
+            question,
+            None,
+            history,
+            _mode(model),
+            questions=questions,
+            channel="openai",
+            collection=collection,
         ):
             if not started:
                 yield _chunk(completion_id, created, model, {"role": "assistant", "content": ""})
