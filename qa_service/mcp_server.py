@@ -21,9 +21,9 @@ from qa_service.chat import converse
 from qa_service.contract import Answer, Citation
 from qa_service.conversations import ConversationStore
 from qa_service.errors import QAServiceError
-from qa_service.ingest.locations import locate
 from qa_service.question_log import QuestionLog
 from qa_service.service import QAService
+from qa_service.store.records import Collection
 
 MAX_QUESTION_CHARS = 2000
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
@@ -32,7 +32,8 @@ INSTRUCTIONS = (
     "Answers questions from the team's indexed documents. Every answer quotes the exact source sentences with "
     "their document id and character offsets; when the documents do not hold the answer, `ask` says so "
     "(abstained) instead of guessing. Use `ask` for a question, `search` to see the best matching sentences "
-    "without an answer, `get_context` to read around a cited sentence, `list_documents` to see what is indexed."
+    "without an answer, `get_context` to read around a cited sentence, `list_documents` to see what is indexed, "
+    "`list_collections` to see which collections of documents there are (every tool takes `collection`)."
 )
 
 
@@ -43,11 +44,37 @@ class ChatResources:
     service: QAService
     conversations: ConversationStore
     questions: QuestionLog | None = None  # the admin page's question log, when the caller keeps one
+    # Raises (ForbiddenError) when the caller may not ask the named collection; over stdio the caller
+    # owns the index, so everything is allowed.
+    authorize: Callable[[str], None] = lambda name: None
+    # The collections the caller may ask, of all there are.
+    visible: Callable[[list[Collection]], list[Collection]] = lambda collections: collections
+
+
+Collection_ = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z0-9-]+$",
+        description="The collection to use (`list_collections` shows them); default `default`.",
+    ),
+]
 
 
 class AskResult(Answer):
+    collection: str = Field(..., description="The collection that answered.")
     conversation_id: str = Field(..., description="Pass it back as `conversation_id` to ask a follow-up.")
     turn: int = Field(..., ge=1, description="Turn number of this answer in the conversation.")
+
+
+class CollectionEntry(BaseModel):
+    name: str
+    public: bool = Field(..., description="Anyone may ask it, without a key.")
+
+
+class CollectionListResult(BaseModel):
+    collections: list[CollectionEntry]
 
 
 class SearchHit(BaseModel):
@@ -139,10 +166,21 @@ def build_mcp_server(resolve: Callable[[], ChatResources]) -> MCPServer[Any]:
                 description="Continue this conversation (the `conversation_id` of an earlier answer).",
             ),
         ] = None,
+        collection: Collection_ = "default",
     ) -> Annotated[CallToolResult, AskResult]:
         r = resolve()
-        result = _run(lambda: converse(r.service, r.conversations, question, conversation_id, questions=r.questions))
-        out = AskResult(**result.answer.model_dump(), conversation_id=result.conversation_id, turn=result.turn)
+        _run(lambda: r.authorize(collection))
+        result = _run(
+            lambda: converse(
+                r.service, r.conversations, question, conversation_id, questions=r.questions, collection=collection
+            )
+        )
+        out = AskResult(
+            **result.answer.model_dump(),
+            collection=result.collection,
+            conversation_id=result.conversation_id,
+            turn=result.turn,
+        )
         return CallToolResult(
             content=[TextContent(type="text", text=answer_text(result.answer))],
             structured_content=out.model_dump(mode="json"),
@@ -158,14 +196,15 @@ def build_mcp_server(resolve: Callable[[], ChatResources]) -> MCPServer[Any]:
     def search(
         query: Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="What to look for.")],
         limit: Annotated[int, Field(ge=1, le=20, description="How many sentences (1-20).")] = 5,
+        collection: Collection_ = "default",
     ) -> Annotated[CallToolResult, SearchResult]:
-        service = resolve().service
-        detailed = _run(lambda: service.ask_detailed(query, mode="extractive"))
-        hits, locations = [], {}
+        r = resolve()
+        _run(lambda: r.authorize(collection))
+        service = r.service
+        detailed = _run(lambda: service.ask_detailed(query, mode="extractive", collection=collection))
+        hits = []
         for rank, doc in enumerate(detailed.ranked[:limit], start=1):
             m = doc.meta
-            if m["document_id"] not in locations:  # one look-up per document
-                locations[m["document_id"]] = service.locations(m["document_id"])
             hits.append(
                 SearchHit(
                     rank=rank,
@@ -175,7 +214,7 @@ def build_mcp_server(resolve: Callable[[], ChatResources]) -> MCPServer[Any]:
                     start=m["start"],
                     end=m["end"],
                     score=round(float(doc.score or 0.0), 4),
-                    location=locate(locations[m["document_id"]], m["start"]),
+                    location=_run(lambda m=m: service.location_of(m["document_id"], m["start"], collection=collection)),
                 )
             )
         lines = [
@@ -200,9 +239,13 @@ def build_mcp_server(resolve: Callable[[], ChatResources]) -> MCPServer[Any]:
         start: Annotated[int, Field(ge=0, le=2**40, description="The sentence's start offset.")],
         end: Annotated[int, Field(ge=0, le=2**40, description="The sentence's end offset.")],
         window: Annotated[int, Field(ge=0, le=4000, description="Characters before and after (0-4000).")] = 400,
+        collection: Collection_ = "default",
     ) -> ContextResult:
-        service = resolve().service
-        source, before, sentence, after = _run(lambda: service.citation_context(document_id, start, end, window))
+        r = resolve()
+        _run(lambda: r.authorize(collection))
+        source, before, sentence, after = _run(
+            lambda: r.service.citation_context(document_id, start, end, window, collection=collection)
+        )
         return ContextResult(document_id=document_id, source=source, before=before, sentence=sentence, after=after)
 
     @server.tool(
@@ -213,14 +256,30 @@ def build_mcp_server(resolve: Callable[[], ChatResources]) -> MCPServer[Any]:
     def list_documents(
         limit: Annotated[int, Field(ge=1, le=1000, description="At most this many (1-1000).")] = 100,
         offset: Annotated[int, Field(ge=0, description="Skip this many first.")] = 0,
+        collection: Collection_ = "default",
     ) -> DocumentListResult:
-        docs = _run(resolve().service.documents)
+        r = resolve()
+        _run(lambda: r.authorize(collection))
+        docs = _run(lambda: r.service.documents(collection=collection))
         return DocumentListResult(
             total=len(docs),
             documents=[
                 DocumentEntry(id=d.id, source=d.source, sentences=d.sentence_count, indexed_at=d.indexed_at)
                 for d in docs[offset : offset + limit]
             ],
+        )
+
+    @server.tool(
+        title="List collections",
+        description="The collections of documents this caller may ask (pass a name as `collection` to the other "
+        "tools), with their document and sentence counts.",
+        annotations=READ_ONLY,
+    )
+    def list_collections() -> CollectionListResult:
+        r = resolve()
+        visible = r.visible(_run(r.service.collections))
+        return CollectionListResult(
+            collections=[CollectionEntry(name=c.name, public=c.public) for c in visible],
         )
 
     return server

@@ -12,7 +12,7 @@ import numpy as np
 from haystack import Document
 
 from qa_service.contract import Answer, AnswerMode, Turn
-from qa_service.errors import DocumentNotFoundError, InvalidInputError
+from qa_service.errors import CollectionNotFoundError, DocumentNotFoundError, InvalidInputError
 from qa_service.followups import resolve_follow_up
 from qa_service.generation.slots import GenerationSlots
 from qa_service.indexer import Indexer, IndexReport, TextSource
@@ -28,7 +28,6 @@ from qa_service.pipeline.builders import (
 )
 from qa_service.pipeline.runner import GraphRunner
 from qa_service.settings import Settings
-from qa_service.errors import CollectionNotFoundError
 from qa_service.store.records import Collection, StoredDocument
 
 logger = logging.getLogger(__name__)

@@ -142,3 +142,108 @@ def test_feedback_expires(make_state) -> None:  # type: ignore[no-untyped-def]
     conversations.feedback_ttl = -1.0  # everything stored so far is older than the TTL
     assert conversations.get("c1") is not None
     assert conversations.feedback("c1") == []
+
+
+def _turns(question: str) -> tuple[Turn, Turn]:
+    return Turn(role="user", content=question), Turn(role="assistant", content="1937", answer=ANSWER)
+
+
+def test_a_conversation_belongs_to_its_collection(make_state) -> None:  # type: ignore[no-untyped-def]
+    conversations = make_state().conversations
+    conversations.append("h1", *_turns("When?"), collection="c-hr")
+    assert conversations.get("h1", collection="c-eng") is None
+    assert conversations.history("h1", collection="c-eng") == []
+    with pytest.raises(NotFoundError):
+        conversations.append("h1", Turn(role="user", content="Appended?"), collection="c-eng")
+    with pytest.raises(NotFoundError):
+        conversations.add_feedback("h1", 2, "up", None, collection="c-eng")
+    stored = conversations.get("h1", collection="c-hr")
+    assert stored is not None and stored.collection == "c-hr" and len(stored.turns) == 2
+    unscoped = conversations.get("h1")  # no collection named: the caller checks `collection` itself
+    assert unscoped is not None and unscoped.collection == "c-hr"
+    conversations.append("d1", *_turns("Default?"))
+    default = conversations.get("d1")
+    assert default is not None and default.collection == "default"
+
+
+def test_deleting_a_collection_deletes_its_conversations_feedback_and_questions(make_state) -> None:  # type: ignore[no-untyped-def]
+    state = make_state()
+    conversations, questions = state.conversations, state.questions
+    assert questions is not None
+    for name, collection in (("h1", "c-hr"), ("h2", "c-hr"), ("e1", "c-eng")):
+        conversations.append(name, *_turns("When?"), collection=collection)
+        conversations.add_feedback(name, 2, "down", "wrong", collection=collection)
+        questions.record(name, 2, "When?", ANSWER, 5.0, collection=collection)
+    assert len(questions.questions(0, time.time() + 60)) == 3
+    assert conversations.delete_collection("c-hr") == 2
+    assert conversations.get("h1") is None and conversations.get("h2") is None
+    assert conversations.feedback("h1") == [] and conversations.feedback("h2") == []
+    assert questions.delete_collection("c-hr") == 2
+    left = questions.questions(0, time.time() + 60)
+    assert [q.conversation_id for q in left] == ["e1"]
+    assert conversations.get("e1") is not None and len(conversations.feedback("e1")) == 1
+    # what a crash between deleting a collection and its conversations leaves is cleaned up later
+    assert conversations.keep_collections({"default"}) == 1
+    assert questions.keep_collections({"default"}) == 1
+    assert conversations.get("e1") is None and questions.questions(0, time.time() + 60) == []
+
+
+_OLD_SQLITE = """
+CREATE TABLE conversations (id TEXT PRIMARY KEY, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    channel TEXT NOT NULL DEFAULT 'web');
+CREATE TABLE turns (conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    turn INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, answer TEXT, created_at REAL NOT NULL,
+    PRIMARY KEY (conversation_id, turn));
+CREATE TABLE feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, conversation_id TEXT NOT NULL, turn INTEGER NOT NULL,
+    rating TEXT NOT NULL, comment TEXT, created_at REAL NOT NULL);
+CREATE TABLE question_log (id INTEGER PRIMARY KEY AUTOINCREMENT, asked_at REAL NOT NULL,
+    conversation_id TEXT NOT NULL, turn INTEGER NOT NULL, question TEXT NOT NULL, abstained INTEGER NOT NULL,
+    confidence REAL NOT NULL, latency_ms REAL NOT NULL, answer TEXT NOT NULL);
+"""
+
+
+def test_state_from_before_collections_belongs_to_default(tmp_path: Path) -> None:
+    import sqlite3
+
+    now = time.time()
+    with sqlite3.connect(tmp_path / "state.sqlite") as conn:
+        conn.executescript(_OLD_SQLITE)
+        conn.execute("INSERT INTO conversations VALUES ('old', ?, ?, 'web')", (now, now))
+        conn.execute("INSERT INTO turns VALUES ('old', 1, 'user', 'When?', NULL, ?)", (now,))
+        conn.execute(
+            "INSERT INTO feedback(conversation_id, turn, rating, created_at) VALUES ('old', 2, 'up', ?)", (now,)
+        )
+        conn.execute(
+            "INSERT INTO question_log(asked_at, conversation_id, turn, question, abstained, confidence, latency_ms, "
+            "answer) VALUES (?, 'old', 2, 'When?', 0, 0.9, 5, ?)",
+            (now, ANSWER.model_dump_json()),
+        )
+    state = open_state(settings_for("faiss", tmp_path, None))
+    try:
+        old = state.conversations.get("old", collection="default")
+        assert old is not None and [t.content for t in old.turns] == ["When?"]
+        assert state.conversations.get("old", collection="c-hr") is None
+        assert state.questions is not None and len(state.questions.questions(0, now + 60)) == 1
+        assert state.conversations.delete_collection("default") == 1
+        assert state.conversations.feedback("old") == [] and state.questions.delete_collection("default") == 1
+    finally:
+        state.close()
+
+
+def test_postgres_state_from_before_collections_belongs_to_default(tmp_path: Path, database_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE qa_conversations (id TEXT PRIMARY KEY, created_at DOUBLE PRECISION NOT NULL, "
+            "updated_at DOUBLE PRECISION NOT NULL, channel TEXT NOT NULL DEFAULT 'web')"
+        )
+        conn.execute(
+            "INSERT INTO qa_conversations VALUES ('old', extract(epoch FROM now()), extract(epoch FROM now()))"
+        )
+    state = open_state(settings_for("pgvector", tmp_path, database_url))
+    try:
+        assert state.conversations.get("old", collection="default") is not None
+        assert state.conversations.get("old", collection="c-hr") is None
+    finally:
+        state.close()

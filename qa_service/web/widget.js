@@ -2,7 +2,8 @@
  * qa-service chat widget. Embed with:
  *   <script src="https://HOST/widget.js" data-api="https://HOST" data-key="..." defer></script>
  * Options (data attributes): data-title, data-greeting, data-accent, data-position ("right" | "left"),
- * data-open ("true" to start open), data-key (chat API key, if the server requires one).
+ * data-open ("true" to start open), data-key (chat API key, if the server requires one),
+ * data-collection (the collection to ask, e.g. "faq"; default "default").
  * Everything renders inside a Shadow DOM; all server text is inserted as text, never as HTML.
  */
 (function () {
@@ -20,8 +21,9 @@
     accent: /^#[0-9a-fA-F]{3,8}$|^[a-zA-Z]+$/.test(data.accent || "") ? data.accent : "#2457d6",
     position: data.position === "left" ? "left" : "right",
     open: data.open === "true",
+    collection: /^[a-z0-9-]{1,64}$/.test(data.collection || "") ? data.collection : "default",
   };
-  var STORE_KEY = "qa-widget:" + cfg.api;
+  var STORE_KEY = "qa-widget:" + cfg.api + ":" + cfg.collection;  // one conversation per collection
   var ABSTAIN_TEXT = "I could not find this in the documents.";
 
   var CSS = [
@@ -181,7 +183,8 @@
     ctxText.appendChild(el("mark", { text: c.text }));
     context.hidden = false;
     ctxBack.focus();
-    var url = cfg.api + "/v1/documents/" + encodeURIComponent(c.document_id) + "/context?start=" + c.start + "&end=" + c.end;
+    var url = cfg.api + "/v1/documents/" + encodeURIComponent(c.document_id) + "/context?start=" + c.start + "&end=" + c.end +
+      "&collection=" + encodeURIComponent(cfg.collection);
     fetch(url, { headers: headers() }).then(function (r) { return r.ok ? r.json() : null; }).then(function (ctx) {
       if (!ctx) return;
       ctxText.textContent = "";
@@ -284,7 +287,7 @@
     fetch(cfg.api + "/v1/chat", {
       method: "POST",
       headers: Object.assign(headers(), { Accept: "text/event-stream" }),
-      body: JSON.stringify({ message: question, conversation_id: state.conversationId }),
+      body: JSON.stringify({ message: question, conversation_id: state.conversationId, collection: cfg.collection }),
     }).then(function (response) {
       if (!response.ok) {
         var retryAfter = response.headers.get("Retry-After");

@@ -19,7 +19,16 @@ def test_chat_returns_the_answer_contract(client: TestClient) -> None:
     response = client.post("/v1/chat", json={"message": QUESTION})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"answer", "abstained", "confidence", "citations", "mode_used", "collection", "conversation_id", "turn"}
+    assert set(body) == {
+        "answer",
+        "abstained",
+        "confidence",
+        "citations",
+        "mode_used",
+        "collection",
+        "conversation_id",
+        "turn",
+    }
     assert body["collection"] == "default"
     assert body["mode_used"] == "extractive"
     citation = body["citations"][0]

@@ -51,3 +51,39 @@ def test_completion_without_a_user_question_is_422(client: TestClient) -> None:
         "/v1/chat/completions", json={"model": "m", "messages": [{"role": "system", "content": "x"}]}
     )
     assert response.status_code == 422 and "user message" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("model", "collection", "expected"),
+    [
+        ("qa-service", None, "default"),
+        ("qa-service/hr", None, "hr"),
+        ("qa-service-generative/hr", "hr", "hr"),
+        ("qa-service-extractive", "eng", "eng"),
+        ("gpt-4o", None, "default"),  # a client that cannot change the name asks `default`
+        ("gpt-4o", "faq", "faq"),
+    ],
+)
+def test_the_model_name_or_field_names_the_collection(model: str, collection: str | None, expected: str) -> None:
+    from qa_service.api.routes.openai_compat import _mode, target_collection
+    from qa_service.api.schemas import CompletionRequest
+
+    body = CompletionRequest(model=model, collection=collection, messages=[{"role": "user", "content": "Q?"}])
+    assert target_collection(body) == expected
+    assert _mode(model) == {"qa-service-generative": "generative", "qa-service-extractive": "extractive"}.get(
+        model.partition("/")[0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "collection", "message"),
+    [("qa-service/HR", None, "names no valid collection"), ("qa-service/hr", "eng", "send one of them")],
+)
+def test_a_bad_or_conflicting_collection_is_refused(model: str, collection: str | None, message: str) -> None:
+    from qa_service.api.routes.openai_compat import target_collection
+    from qa_service.api.schemas import CompletionRequest
+    from qa_service.errors import InvalidInputError
+
+    body = CompletionRequest(model=model, collection=collection, messages=[{"role": "user", "content": "Q?"}])
+    with pytest.raises(InvalidInputError, match=message):
+        target_collection(body)

@@ -26,8 +26,12 @@ def widget_js() -> Response:
 
 
 @router.get("/", include_in_schema=False, response_class=HTMLResponse)
-def demo_page() -> HTMLResponse:
-    return HTMLResponse((_WEB / "demo.html").read_text(encoding="utf-8"))
+def demo_page(collection: str = Query("default", pattern=r"^[a-z0-9-]{1,64}$")) -> HTMLResponse:
+    """The demo page; `?collection=NAME` makes its widget ask that collection (`data-collection`)."""
+    page = (_WEB / "demo.html").read_text(encoding="utf-8")
+    if collection != "default":  # the pattern admits no quote or markup
+        page = page.replace('<script src="/widget.js"', f'<script src="/widget.js" data-collection="{collection}"', 1)
+    return HTMLResponse(page)
 
 
 @router.get(
@@ -43,6 +47,9 @@ async def citation_context(
     document_id: str = Path(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$"),
     start: int = Query(..., ge=0, le=2**40),
     end: int = Query(..., ge=0, le=2**40),
+    collection: str = Query("default", min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$"),
 ) -> CitationContext:
-    source, before, sentence, after = await run_in_threadpool(service.citation_context, document_id, start, end)
+    source, before, sentence, after = await run_in_threadpool(
+        service.citation_context, document_id, start, end, collection=collection
+    )
     return CitationContext(document_id=document_id, source=source, before=before, sentence=sentence, after=after)
