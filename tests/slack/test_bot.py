@@ -225,3 +225,41 @@ def test_the_bots_own_messages_are_ignored(slack_client: TestClient, fake_slack:
     (post,) = fake_slack.wait_for("chat.postMessage")
     time.sleep(1)
     assert len(fake_slack.posted("chat.postMessage")) == 1 and post["thread_ts"] == "1700000000.7"
+
+
+def test_unmapped_channels_and_dms_can_be_refused(
+    tmp_path,
+    fake_slack: FakeSlack,
+    seeds_copy,  # type: ignore[no-untyped-def]
+) -> None:
+    from pydantic import SecretStr
+
+    from qa_service.api.app import create_app
+    from qa_service.service import QAService
+    from qa_service.slack.bot import GONE, NO_DIRECT, UNMAPPED
+    from tests.conftest import hash_settings
+    from tests.slack.conftest import SECRET
+
+    settings = hash_settings(tmp_path / "index").model_copy(
+        update={
+            "slack_bot_token": SecretStr("xoxb-test"),
+            "slack_signing_secret": SecretStr(SECRET),
+            "slack_api_url": fake_slack.url,
+            "slack_default_collection": "",
+            "slack_dm_collection": "",
+            "slack_channels": {"CGONE": "no-such-collection", "CSEED": "default"},
+        }
+    )
+    QAService(settings).index_paths([seeds_copy])
+    with TestClient(create_app(settings)) as client:
+        assert post_event(client, mention(KHERSON), event_id="Ev1") == 200  # channel C1: not mapped
+        assert post_event(client, mention(KHERSON, channel="CGONE"), event_id="Ev2") == 200
+        dm = {"type": "message", "channel_type": "im", "user": "U1", "text": KHERSON, "ts": "1.2", "channel": "D1"}
+        assert post_event(client, dm, event_id="Ev3") == 200
+        assert post_event(client, mention(KHERSON, channel="CSEED"), event_id="Ev4") == 200
+        posts = fake_slack.wait_for("chat.postMessage", 4)
+    by_channel = {p["channel"]: p for p in posts}
+    assert by_channel["C1"]["text"] == UNMAPPED
+    assert by_channel["CGONE"]["text"] == GONE
+    assert by_channel["D1"]["text"] == NO_DIRECT
+    assert "20,000 to 30,000" in by_channel["CSEED"]["text"]
