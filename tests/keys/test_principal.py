@@ -70,17 +70,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         "chat": store.create("chat", ["mine"])[1],
         "anonymous": None,
     }
-    state = SimpleNamespace(
-        keys=store, auth_failures=RateLimiter(10_000, 10_000), limiter=RateLimiter(10_000, 10_000)
-    )
+    state = SimpleNamespace(keys=store, auth_failures=RateLimiter(10_000, 10_000), limiter=RateLimiter(10_000, 10_000))
     return {"tokens": tokens, "state": state}
 
 
 def _run(world: dict[str, object], case: tuple[str, str, str, str, str]) -> tuple[int, str | None, list[str]]:
     role, action, scope, state, chat_key = case
-    settings = Settings(
-        admin_api_key=SecretStr("bootstrap-admin"), chat_api_key=SecretStr("bootstrap-chat") if chat_key == "set" else None
-    )
+    chat_api_key = SecretStr("bootstrap-chat") if chat_key == "set" else None
+    settings = Settings(admin_api_key=SecretStr("bootstrap-admin"), chat_api_key=chat_api_key)
     flags = {"public": True, "private": False, "missing": None}
     consulted: list[str] = []
 
