@@ -136,7 +136,7 @@ async def get_principal(request: Request, settings: Annotated[Settings, Depends(
 
 
 async def require_chat(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> Principal:
-    """Chat endpoints: as `get_principal` (any valid key; no key only while QA_CHAT_API_KEY is unset)."""
+    """Chat endpoints outside FastAPI's dependencies (the MCP endpoint): as `get_principal`."""
     return await get_principal(request, settings)
 
 
@@ -168,7 +168,11 @@ QuestionsDep = Annotated[QuestionLog | None, Depends(get_questions)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 KeysDep = Annotated[KeyStore, Depends(get_keys)]
+# A route may take both a router-level `dependencies=[ChatAuth]` and a `PrincipalDep` parameter: they
+# are the same callable, so FastAPI resolves it once per request (one key lookup, one rate-limit hit).
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
-ChatAuth = Depends(require_chat)
+AdminDep = Annotated[Principal, Depends(require_admin)]
+ManagerDep = Annotated[Principal, Depends(require_manager_or_admin)]
+ChatAuth = Depends(get_principal)
 AdminAuth = Depends(require_admin)
 ManagerAuth = Depends(require_manager_or_admin)

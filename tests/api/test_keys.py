@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import Request
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from qa_service.api.app import create_app
+from qa_service.api.deps import ChatAuth, PrincipalDep
 from qa_service.api.security import client_identity
 from qa_service.keys.store import hash_secret
 from qa_service.settings import Settings
@@ -271,3 +273,29 @@ def test_the_schema_documents_keys_without_secrets(client: TestClient) -> None:
     assert {"post", "get"} <= set(schema["paths"]["/v1/keys"]) and "delete" in schema["paths"]["/v1/keys/{key_id}"]
     components = schema["components"]["schemas"]
     assert "key" in components["KeyCreated"]["properties"] and "key" not in components["KeyOut"]["properties"]
+
+
+def test_a_route_taking_the_principal_twice_resolves_it_once(api_settings: Settings) -> None:
+    app = create_app(api_settings.model_copy(update={"rate_limit_burst": 2, "rate_limit_per_minute": 1}))
+
+    @app.get("/probe", dependencies=[ChatAuth])
+    async def probe(principal: PrincipalDep, request: Request) -> dict[str, str | None]:
+        assert request.state.principal is principal
+        return {"role": principal.role, "key_id": principal.key_id}
+
+    with TestClient(app) as c:
+        assert c.get("/probe", headers=ADMIN_HEADERS).json() == {"role": "admin", "key_id": "env-admin"}
+        assert c.get("/probe", headers=ADMIN_HEADERS).status_code == 200  # counted once per request
+        assert c.get("/probe", headers=ADMIN_HEADERS).status_code == 429
+        assert c.get("/probe").json() == {"role": "anonymous", "key_id": None}
+
+
+def test_created_keys_outlive_the_bootstrap_admin_key(api_settings: Settings) -> None:
+    with TestClient(create_app(api_settings)) as c:
+        admin, manager = create(c, "admin"), create(c, "manager", ["hr"])
+    with TestClient(create_app(api_settings.model_copy(update={"admin_api_key": None}))) as c:
+        assert c.get("/v1/keys", headers=bearer(admin["key"])).status_code == 200
+        refused = c.get("/v1/keys", headers=bearer(manager["key"]))
+        assert refused.status_code == 403 and refused.json()["error"]["message"] == "This needs an admin key."
+        disabled = c.get("/v1/keys", headers=ADMIN_HEADERS)
+        assert disabled.status_code == 403 and "QA_ADMIN_API_KEY" in disabled.json()["error"]["message"]
