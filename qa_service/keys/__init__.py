@@ -1,7 +1,7 @@
 """API keys with scopes: who may ask, and who may manage, which collection.
 
 - `principal`: `Principal` (the authenticated caller) and its rules; collection-name validation.
-- `store`: `KeyStore`, `ApiKey` and the SQLite store in the state database.
+- `store`: `KeyStore` and `ApiKey`; `sqlite`: the store in the state database (embedded default).
 - `postgres`: the PostgreSQL store (QA_STORE=pgvector).
 
 The HTTP side (bearer token -> Principal, rate limits) is `qa_service.api.deps`; the routes that
@@ -11,7 +11,8 @@ create, list and revoke keys are `qa_service.api.routes.keys`.
 from __future__ import annotations
 
 from qa_service.keys.principal import OUT_OF_SCOPE, Principal, Role, validate_collection_name
-from qa_service.keys.store import ApiKey, KeyStore, SQLiteKeyStore
+from qa_service.keys.sqlite import SQLiteKeyStore
+from qa_service.keys.store import ApiKey, KeyStore
 from qa_service.settings import Settings
 
 __all__ = [

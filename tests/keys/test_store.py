@@ -13,7 +13,8 @@ import pytest
 
 from qa_service.errors import InvalidInputError
 from qa_service.keys.postgres import PostgresKeyStore
-from qa_service.keys.store import ID_PATTERN, KeyStore, SQLiteKeyStore, hash_secret
+from qa_service.keys.sqlite import SQLiteKeyStore
+from qa_service.keys.store import ID_PATTERN, KeyStore, hash_secret
 from qa_service.store.postgres import Postgres
 
 
