@@ -22,6 +22,24 @@ class InvalidInputError(QAServiceError):
     http_status = 422
 
 
+class AuthenticationError(QAServiceError):
+    """No API key, or one that is unknown or revoked (401 with `WWW-Authenticate: Bearer`)."""
+
+    code = "unauthorized"
+    http_status = 401
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.headers = {"WWW-Authenticate": "Bearer"}
+
+
+class ForbiddenError(QAServiceError):
+    """A valid key that may not do this (or a disabled capability)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
 class UnsupportedFileTypeError(QAServiceError):
     code = "unsupported_file_type"
     http_status = 415

@@ -154,9 +154,15 @@ class Settings(BaseSettings):
 
     # --- HTTP API ---------------------------------------------------------------------------------
     admin_api_key: SecretStr | None = Field(
-        None, description="Bearer key for document management. Unset: document endpoints answer 403."
+        None,
+        description="The bootstrap admin key: everything, including creating scoped keys (POST /v1/keys). "
+        "Unset: document and key endpoints answer 403 (keys created earlier keep working).",
     )
-    chat_api_key: SecretStr | None = Field(None, description="Bearer key for chat endpoints. Unset: chat is public.")
+    chat_api_key: SecretStr | None = Field(
+        None,
+        description="A chat key over the `default` collection only, accepted on chat endpoints. Set: chat needs "
+        "a key (this one or a created one). Unset: chat is public (anyone may ask the public collections).",
+    )
     cors_origins: list[str] = Field(default_factory=list, description='Allowed CORS origins, e.g. ["https://x.org"].')
     rate_limit_per_minute: int = Field(
         120, ge=1, description="Requests per minute per client address (and verified API key)."

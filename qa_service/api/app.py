@@ -14,8 +14,9 @@ from qa_service.api.errors import install_error_handlers
 from qa_service.api.mcp_http import mcp_lifespan, mcp_route
 from qa_service.api.middleware import REQUEST_ID_HEADER, BodySizeLimitMiddleware, RequestContextMiddleware
 from qa_service.api.observability import Metrics
-from qa_service.api.routes import router
+from qa_service.api.routes import keys, router
 from qa_service.api.security import RateLimiter
+from qa_service.keys import open_key_store
 from qa_service.settings import Settings
 from qa_service.shared_state import open_state
 
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
         app.state.conversations = shared.conversations
         app.state.questions = shared.questions
         app.state.shared = shared
+        app.state.keys = await run_in_threadpool(open_key_store, settings)
         if settings.store == "pgvector":  # one bucket per client across replicas
             app.state.limiter = shared.limiter
         if load_service:
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
                 )
         async with mcp_lifespan(app):
             yield
+        app.state.keys.close()
         shared.close()
         loaded = getattr(app.state, "service", None)
         if loaded is not None and hasattr(loaded, "store"):
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
     app.state.metrics = Metrics(index_size)
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(keys.router)
     app.router.routes.append(mcp_route())  # MCP over streamable HTTP, for AI agents
     # Outermost last: request context wraps everything, so even 413s and CORS preflights are logged.
     app.add_middleware(

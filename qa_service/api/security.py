@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import math
@@ -13,21 +12,9 @@ from functools import lru_cache
 from fastapi import Request
 from pydantic import SecretStr
 
+from qa_service.errors import AuthenticationError as AuthenticationError  # re-exported: they lived here
+from qa_service.errors import ForbiddenError as ForbiddenError
 from qa_service.errors import QAServiceError
-
-
-class AuthenticationError(QAServiceError):
-    code = "unauthorized"
-    http_status = 401
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.headers = {"WWW-Authenticate": "Bearer"}
-
-
-class ForbiddenError(QAServiceError):
-    code = "forbidden"
-    http_status = 403
 
 
 class RateLimitedError(QAServiceError):
@@ -43,15 +30,6 @@ def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def check_key(presented: str | None, *accepted: SecretStr | None) -> None:
-    """Pass if `presented` equals one of the accepted keys (each compared in constant time)."""
-    if presented is None:
-        raise AuthenticationError("Missing API key: send 'Authorization: Bearer <key>'.")
-    matches = [hmac.compare_digest(presented.encode(), key.get_secret_value().encode()) for key in accepted if key]
-    if not any(matches):
-        raise AuthenticationError("Invalid API key.")
 
 
 def verified_key(presented: str | None, *accepted: SecretStr | None) -> str | None:
@@ -95,12 +73,16 @@ def client_address(request: Request, trusted_proxies: list[str]) -> str:
     return peer
 
 
-def client_identity(address: str, key: str | None = None) -> str:
-    """Rate-limit bucket: the client address, plus a hash of the *verified* key when one was presented
-    (keys are never stored; an unverified token never picks a bucket)."""
-    if key is None:
+BOOTSTRAP_ADMIN_ID = "env-admin"  # the key ids of QA_ADMIN_API_KEY and QA_CHAT_API_KEY (stored keys: key_...)
+BOOTSTRAP_CHAT_ID = "env-chat"
+
+
+def client_identity(address: str, key_id: str | None = None) -> str:
+    """Rate-limit bucket: the client address, plus the public id of the *verified* key when one was
+    presented (secrets never name a bucket; an unverified token never picks one)."""
+    if key_id is None:
         return "ip:" + address
-    return "key:" + hashlib.sha256(key.encode()).hexdigest()[:16] + "|ip:" + address
+    return "key:" + key_id + "|ip:" + address
 
 
 class RateLimiter:
