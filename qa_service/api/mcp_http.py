@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from ipaddress import ip_address
 
 from fastapi import FastAPI
@@ -19,12 +20,17 @@ from starlette.types import Receive, Scope, Send
 
 from qa_service.api.deps import require_chat
 from qa_service.api.errors import error_response
+from qa_service.api.scopes import askable, visible
 from qa_service.conversations import ConversationStore
 from qa_service.errors import IndexNotFoundError, QAServiceError
+from qa_service.keys.principal import Principal
 from qa_service.mcp_server import ChatResources, build_mcp_server
 from qa_service.settings import Settings
 
 MCP_PATH = "/mcp"
+# The caller of the MCP request being handled: the tools' collection checks read it (contextvars follow
+# the request into the tasks the SDK starts for it).
+_principal: ContextVar[Principal] = ContextVar("mcp_principal")
 
 
 def _loopback(host: str) -> bool:
@@ -55,7 +61,18 @@ async def mcp_lifespan(app: FastAPI) -> AsyncIterator[None]:
         if service is None:
             raise IndexNotFoundError("The service is starting; the index is not loaded yet.")
         conversations: ConversationStore = app.state.conversations
-        return ChatResources(service, conversations, app.state.questions)
+        principal = _principal.get()  # set by the endpoint for this request (tools run in its context)
+
+        def authorize(name: str) -> None:
+            askable(principal, service, name)
+
+        return ChatResources(
+            service,
+            conversations,
+            app.state.questions,
+            authorize=authorize,
+            visible=lambda collections: visible(principal, collections),
+        )
 
     server = build_mcp_server(resolve)
     server.streamable_http_app(
@@ -79,14 +96,18 @@ class MCPEndpoint:
         request = Request(scope, receive)
         app = request.app
         try:
-            await require_chat(request, app.state.settings)
+            principal = await require_chat(request, app.state.settings)
             sessions = getattr(app.state, "mcp_sessions", None)
             if sessions is None:
                 raise IndexNotFoundError("The MCP server is starting.")
         except QAServiceError as exc:
             await error_response(exc.http_status, exc.code, str(exc), exc.headers)(scope, receive, send)
             return
-        await sessions.handle_request(scope, receive, send)
+        token = _principal.set(principal)
+        try:
+            await sessions.handle_request(scope, receive, send)
+        finally:
+            _principal.reset(token)
 
 
 def mcp_route() -> Route:

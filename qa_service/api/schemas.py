@@ -117,6 +117,7 @@ class ConversationTurn(BaseModel):
 
 
 class ConversationOut(BaseModel):
+    collection: str = Field(..., description="The collection the conversation asks.")
     id: str
     created_at: float
     updated_at: float

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from qa_service.api.deps import ChatAuth, ConversationsDep, MetricsDep, QuestionsDep, ServiceDep
+from qa_service.api.deps import ChatAuth, ConversationsDep, MetricsDep, PrincipalDep, QuestionsDep, ServiceDep
 from qa_service.api.routes.responses import errors
 from qa_service.api.schemas import ChatRequest, ChatResponse
+from qa_service.api.scopes import askable
 from qa_service.api.sse import SSE_EVENT_SCHEMA, SSE_HEADERS, SSE_MEDIA_TYPE, event, wants_stream
 from qa_service.chat import ChatResult, converse, stream_chat
 from qa_service.errors import QAServiceError
@@ -34,7 +35,7 @@ def _response(result: ChatResult) -> ChatResponse:
     response_model=ChatResponse,
     dependencies=[ChatAuth],
     responses={
-        **errors(401, 413, 422, 429, 503),
+        **errors(401, 403, 404, 413, 422, 429, 503),
         200: {
             "content": {SSE_MEDIA_TYPE: {"schema": SSE_EVENT_SCHEMA}},
             "description": "The answer, or with streaming: `answer` events (text deltas), a `citations` "
@@ -49,10 +50,12 @@ async def chat(
     conversations: ConversationsDep,
     metrics: MetricsDep,
     questions: QuestionsDep,
+    principal: PrincipalDep,
     accept: str | None = Header(None, include_in_schema=False),
 ) -> ChatResponse | StreamingResponse:
     if body.conversation_id:
         conversations.check_id(body.conversation_id)
+    await run_in_threadpool(askable, principal, service, body.collection)  # 403 / 404 before any answer
     if wants_stream(accept, body.stream):
         service.check_capacity(body.mode)  # refused before the stream starts, with a status
         return StreamingResponse(

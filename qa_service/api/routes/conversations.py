@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
 
-from qa_service.api.deps import ChatAuth, ConversationsDep
+from qa_service.api.deps import ChatAuth, ConversationsDep, PrincipalDep, ServiceDep
 from qa_service.api.routes.responses import errors
 from qa_service.api.schemas import ConversationOut, ConversationTurn, FeedbackOut, FeedbackRequest
+from qa_service.api.scopes import owning
 from qa_service.errors import NotFoundError
 
 router = APIRouter(tags=["conversations"], dependencies=[ChatAuth])
@@ -21,13 +22,18 @@ router = APIRouter(tags=["conversations"], dependencies=[ChatAuth])
 )
 async def get_conversation(
     conversations: ConversationsDep,
+    service: ServiceDep,
+    principal: PrincipalDep,
     conversation_id: str = Path(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
 ) -> ConversationOut:
+    missing = f"Conversation {conversation_id!r} not found (unknown or expired)."
     found = await run_in_threadpool(conversations.get, conversation_id, "web")
     if found is None:
-        raise NotFoundError(f"Conversation {conversation_id!r} not found (unknown or expired).")
+        raise NotFoundError(missing)
+    collection = await run_in_threadpool(owning, principal, service, found.collection, missing)
     return ConversationOut(
         id=found.id,
+        collection=collection.name,
         created_at=found.created_at,
         updated_at=found.updated_at,
         turns=[
@@ -51,9 +57,16 @@ async def get_conversation(
     responses=errors(401, 404, 413, 422, 429),
     summary="Rate an answer up or down.",
 )
-async def feedback(body: FeedbackRequest, conversations: ConversationsDep) -> FeedbackOut:
+async def feedback(
+    body: FeedbackRequest, conversations: ConversationsDep, service: ServiceDep, principal: PrincipalDep
+) -> FeedbackOut:
     conversations.check_id(body.conversation_id)
+    missing = f"Conversation {body.conversation_id!r} not found (unknown or expired)."
+    found = await run_in_threadpool(conversations.get, body.conversation_id, "web")
+    if found is None:
+        raise NotFoundError(missing)
+    owner = await run_in_threadpool(owning, principal, service, found.collection, missing)
     feedback_id = await run_in_threadpool(
-        conversations.add_feedback, body.conversation_id, body.turn, body.rating, body.comment, "web"
+        conversations.add_feedback, body.conversation_id, body.turn, body.rating, body.comment, "web", owner.id
     )
     return FeedbackOut(id=feedback_id)

@@ -14,16 +14,19 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from qa_service.api.deps import ChatAuth, ConversationsDep, MetricsDep, QuestionsDep, ServiceDep
+from qa_service.api.deps import ChatAuth, ConversationsDep, MetricsDep, PrincipalDep, QuestionsDep, ServiceDep
 from qa_service.api.routes.responses import errors
 from qa_service.api.schemas import (
     CompletionChoice,
     CompletionMessage,
     CompletionRequest,
     CompletionResponse,
+    ModelCard,
+    ModelList,
     OpenAIMessage,
     Usage,
 )
+from qa_service.api.scopes import askable, visible
 from qa_service.api.sse import SSE_EVENT_SCHEMA, SSE_HEADERS, SSE_MEDIA_TYPE
 from qa_service.chat import ChatResult, converse, stream_chat
 from qa_service.contract import AnswerMode, Turn
@@ -60,7 +63,7 @@ def _usage(question: str, answer: str) -> Usage:
     response_model=CompletionResponse,
     dependencies=[ChatAuth],
     responses={
-        **errors(401, 413, 422, 429, 503),
+        **errors(401, 403, 404, 413, 422, 429, 503),
         200: {
             "content": {SSE_MEDIA_TYPE: {"schema": SSE_EVENT_SCHEMA}},
             "description": "A chat completion, or `chat.completion.chunk` events ending with `[DONE]`; "
@@ -75,9 +78,11 @@ async def completions(
     conversations: ConversationsDep,
     metrics: MetricsDep,
     questions: QuestionsDep,
+    principal: PrincipalDep,
 ) -> CompletionResponse | StreamingResponse:
     question, history = _question_and_history(body, service)
     collection = target_collection(body)
+    await run_in_threadpool(askable, principal, service, collection)  # 403 / 404 before any answer
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if body.stream:
         service.check_capacity(_mode(body.model))  # refused before the stream starts, with a status
@@ -132,6 +137,20 @@ _MODES: dict[str, AnswerMode | None] = {
 }
 MODEL_PREFIX = "qa-service/"
 _NAME = re.compile(r"^[a-z0-9-]{1,64}$")
+
+
+@router.get(
+    "/v1/models",
+    response_model=ModelList,
+    dependencies=[ChatAuth],
+    responses=errors(401, 429, 503),
+    summary="The collections this key may ask, as OpenAI model names (`qa-service/NAME`).",
+)
+async def models(service: ServiceDep, principal: PrincipalDep) -> ModelList:
+    collections = visible(principal, await run_in_threadpool(service.collections))
+    return ModelList(
+        data=[ModelCard(id=MODEL_PREFIX + c.name, created=int(c.created_at)) for c in collections],
+    )
 
 
 def _mode(model: str) -> AnswerMode | None:

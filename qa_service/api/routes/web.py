@@ -8,9 +8,10 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from qa_service.api.deps import ChatAuth, ServiceDep
+from qa_service.api.deps import ChatAuth, PrincipalDep, ServiceDep
 from qa_service.api.routes.responses import errors
 from qa_service.api.schemas import CitationContext
+from qa_service.api.scopes import askable
 
 router = APIRouter()
 _WEB = resources.files("qa_service") / "web"
@@ -39,17 +40,19 @@ def demo_page(collection: str = Query("default", pattern=r"^[a-z0-9-]{1,64}$")) 
     response_model=CitationContext,
     dependencies=[ChatAuth],
     tags=["chat"],
-    responses=errors(401, 404, 422, 429, 503),
+    responses=errors(401, 403, 404, 422, 429, 503),
     summary="The text around a cited sentence (only indexed sentence spans are served).",
 )
 async def citation_context(
     service: ServiceDep,
+    principal: PrincipalDep,
     document_id: str = Path(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$"),
     start: int = Query(..., ge=0, le=2**40),
     end: int = Query(..., ge=0, le=2**40),
     collection: str = Query("default", min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$"),
 ) -> CitationContext:
+    await run_in_threadpool(askable, principal, service, collection)
     source, before, sentence, after = await run_in_threadpool(
-        service.citation_context, document_id, start, end, collection=collection
+        lambda: service.citation_context(document_id, start, end, collection=collection)
     )
     return CitationContext(document_id=document_id, source=source, before=before, sentence=sentence, after=after)
