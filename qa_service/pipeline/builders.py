@@ -53,7 +53,7 @@ def open_store(settings: Settings, create: bool = True) -> SentenceStore:
     if settings.store == "pgvector":
         from haystack.utils import Secret
 
-        from qa_service.store.pgvector_store import PgvectorSentenceStore
+        from qa_service.store.postgres.store import PgvectorSentenceStore
 
         url = settings.database_url.get_secret_value() if settings.database_url else ""
         # From the environment (the usual case), pipelines serialise with a reference, not the password.
@@ -68,7 +68,7 @@ def open_store(settings: Settings, create: bool = True) -> SentenceStore:
             create=create,
             timeout=settings.database_timeout_seconds,
         )
-    from qa_service.store.document_store import FaissSQLiteDocumentStore
+    from qa_service.store.embedded.document_store import FaissSQLiteDocumentStore
 
     return FaissSQLiteDocumentStore(
         index_dir=str(settings.index_dir),

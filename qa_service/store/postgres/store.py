@@ -29,13 +29,13 @@ from haystack_integrations.document_stores.pgvector.filters import _convert_filt
 from psycopg import sql
 
 from qa_service.errors import InvalidInputError
-from qa_service.store.database import keyword_terms
+from qa_service.store.keywords import keyword_terms
 from qa_service.store.manifest import Manifest, corpus_hash
-from qa_service.store.pgvector_rows import as_vector, count_terms, insert_documents
-from qa_service.store.pgvector_schema import PASSAGES, SENTENCES, IndexIdentity, create_schema, read_meta
-from qa_service.store.postgres import DEFAULT_TIMEOUT, Postgres
+from qa_service.store.postgres.pool import DEFAULT_TIMEOUT, Postgres
+from qa_service.store.postgres.rows import as_vector, count_terms, insert_documents
+from qa_service.store.postgres.schema import PASSAGES, SENTENCES, IndexIdentity, create_schema, read_meta
 from qa_service.store.records import ApplyResult, SourceDocument, StoredDocument
-from qa_service.store.rows import upserts_from_sentences, validate_source
+from qa_service.store.sentences import upserts_from_sentences, validate_source
 
 _SENTENCE_ID = re.compile(r"^(?P<doc>.+):s(?P<k>\d+)$")
 _RESERVED = ("document_id", "source", "start", "end", "sentence_index", "passage_id", "indexed_at")

@@ -24,21 +24,14 @@ from haystack import Document, default_from_dict, default_to_dict
 from haystack.document_stores.types import DuplicatePolicy
 
 from qa_service.errors import IndexMismatchError, IndexNotFoundError
-from qa_service.store.database import SCHEMA_VERSION, Database
+from qa_service.store.embedded.database import SCHEMA_VERSION, Database
+from qa_service.store.embedded.rows import delete_rows, insert_documents
+from qa_service.store.embedded.vectors import VectorIndex, fsync_dir
 from qa_service.store.failpoints import failpoint
 from qa_service.store.filters import to_sql
 from qa_service.store.manifest import Manifest, corpus_hash
 from qa_service.store.records import ApplyResult, SourceDocument, StoredDocument
-from qa_service.store.rows import (
-    delete_rows,
-    insert_documents,
-    row_to_document,
-    stack,
-    unblob,
-    upserts_from_sentences,
-    validate_source,
-)
-from qa_service.store.vectors import VectorIndex, fsync_dir
+from qa_service.store.sentences import row_to_document, stack, unblob, upserts_from_sentences, validate_source
 
 logger = logging.getLogger(__name__)
 
