@@ -41,3 +41,13 @@ class ApplyResult:
     generation: int
     written: list[str]
     deleted: list[str]
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A named set of documents with its own physical store (see `qa_service.store.collections`)."""
+
+    id: str  # stable, never reused; "default" for the default collection
+    name: str  # 1-64 characters of [a-z0-9-]
+    public: bool  # anonymous askers may ask only public collections
+    created_at: float

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from qa_service.store.keywords import keyword_terms
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"  # 3: collections (a catalog at the index root; schema 2 indexes are upgraded in place)
+UPGRADABLE_VERSIONS = ("2",)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -95,11 +95,7 @@ class FaissSQLiteDocumentStore:
                 )
             snapshot = self._empty_snapshot(0)
         else:
-            if meta.get("schema_version") != SCHEMA_VERSION:
-                raise IndexMismatchError(
-                    f"The index in {self.index_dir} has schema {meta.get('schema_version')!r}; this version "
-                    f"reads {SCHEMA_VERSION!r}. Re-index into an empty directory."
-                )
+            check_schema_version(meta.get("schema_version"), self.index_dir)
             self._manifest_from(meta).check_compatible(self.model, self.dimension, self.index_dir)
             snapshot = self._load_generation(int(meta["generation"]), meta["faiss_index"])
             if meta["faiss_index"] != self.faiss_index:
@@ -470,6 +466,22 @@ class FaissSQLiteDocumentStore:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaissSQLiteDocumentStore:
         return default_from_dict(cls, data)
+
+
+def check_schema_version(found: str | None, where: Path) -> None:
+    """IndexMismatchError unless `found` is this version's schema (older ones are upgraded by the
+    catalog before the store opens: `qa_service.store.embedded.catalog`)."""
+    if found == SCHEMA_VERSION:
+        return
+    if found is not None and found.isdigit() and int(found) > int(SCHEMA_VERSION):
+        raise IndexMismatchError(
+            f"The index in {where} has schema {found!r}, written by a newer qa-service; this version reads "
+            f"schema {SCHEMA_VERSION!r}. Upgrade qa-service, or re-index into an empty directory."
+        )
+    raise IndexMismatchError(
+        f"The index in {where} has schema {found!r}; this version reads {SCHEMA_VERSION!r}. "
+        "Re-index into an empty directory."
+    )
 
 
 def _needs_compaction(index: VectorIndex) -> bool:
