@@ -2,9 +2,9 @@
 
 from fastapi import APIRouter
 
-from qa_service.api.routes import admin, chat, conversations, documents, openai_compat, ops, slack, web
+from qa_service.api.routes import admin, chat, collections, conversations, documents, openai_compat, ops, slack, web
 
 router = APIRouter()
-for module in (chat, openai_compat, conversations, web, documents, ops, slack, admin):
+for module in (chat, openai_compat, conversations, web, collections, documents, ops, slack, admin):
     router.include_router(module.router)
 router.include_router(admin.page_router)

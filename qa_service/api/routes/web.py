@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from qa_service.api.deps import ChatAuth, ServiceDep
 from qa_service.api.routes.responses import errors
 from qa_service.api.schemas import CitationContext
+from qa_service.store.collections import DEFAULT, validate_name
 
 router = APIRouter()
 _WEB = resources.files("qa_service") / "web"
@@ -43,6 +44,10 @@ async def citation_context(
     document_id: str = Path(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$"),
     start: int = Query(..., ge=0, le=2**40),
     end: int = Query(..., ge=0, le=2**40),
+    collection: str = Query(DEFAULT, max_length=200, description="The collection of the cited document."),
 ) -> CitationContext:
-    source, before, sentence, after = await run_in_threadpool(service.citation_context, document_id, start, end)
+    validate_name(collection)
+    source, before, sentence, after = await run_in_threadpool(
+        service.citation_context, document_id, start, end, 400, collection
+    )
     return CitationContext(document_id=document_id, source=source, before=before, sentence=sentence, after=after)
