@@ -8,25 +8,21 @@ from typing import Annotated, Any
 
 import typer
 
-from qa_service.errors import QAServiceError
+from qa_service.cli_collections import collections_app
+from qa_service.cli_common import DEFAULT_COLLECTION, CollectionOpt, IndexDir
+from qa_service.cli_common import fail as _fail
+from qa_service.cli_common import settings_for as _settings
+from qa_service.errors import CollectionNotFoundError, QAServiceError
 from qa_service.settings import Settings
 
 app = typer.Typer(help="Sentence-cited question answering over your documents.", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluate answer quality on public datasets.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
-
-IndexDir = Annotated[
-    Path | None, typer.Option("--index-dir", help="Index directory (default: QA_INDEX_DIR or ./index).")
-]
+app.add_typer(collections_app, name="collections")
 
 
-def _settings(index_dir: Path | None = None) -> Settings:
-    settings = Settings()
-    return settings.model_copy(update={"index_dir": index_dir}) if index_dir else settings
-
-
-def _fail(exc: QAServiceError) -> typer.Exit:
-    typer.secho(f"Error: {exc}", err=True, fg=typer.colors.RED)
+def _missing_collection(exc: CollectionNotFoundError, name: str) -> typer.Exit:
+    typer.secho(f"Error: {exc} Create it first: `qa-service collections create {name}`.", err=True, fg=typer.colors.RED)
     return typer.Exit(code=2)
 
 
@@ -34,9 +30,10 @@ def _fail(exc: QAServiceError) -> typer.Exit:
 def index(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: QA_SEEDS_DIR).")] = None,
     index_dir: IndexDir = None,
+    collection: CollectionOpt = DEFAULT_COLLECTION,
 ) -> None:
-    """Index files (.txt .md .html .pdf .docx .pptx .xlsx .csv): new and changed ones are embedded,
-    unchanged ones skipped, and documents whose file disappeared from these paths removed."""
+    """Index files (.txt .md .html .pdf .docx .pptx .xlsx .csv) into a collection: new and changed ones
+    are embedded, unchanged ones skipped, and documents whose file disappeared from these paths removed."""
     from rich.progress import Progress
 
     from qa_service.service import QAService
@@ -44,16 +41,21 @@ def index(
     settings = _settings(index_dir)
     try:
         service = QAService(settings)
+        service.collection(collection)  # refused before any work when it does not exist
         with Progress(transient=True) as progress:
             task = progress.add_task("Indexing", total=None)
             report = service.index_paths(
                 paths or [settings.seeds_dir],
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                collection=collection,
             )
+    except CollectionNotFoundError as exc:
+        raise _missing_collection(exc, collection) from exc
     except QAServiceError as exc:
         raise _fail(exc) from exc
+    where = settings.index_dir if collection == DEFAULT_COLLECTION else f"{settings.index_dir} ({collection})"
     typer.echo(
-        f"Indexed into {settings.index_dir}: {report.added} added, {report.updated} updated, "
+        f"Indexed into {where}: {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.removed} removed, {report.sentences} sentences "
         f"in {report.seconds:.1f}s."
     )
@@ -68,13 +70,14 @@ def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer contract as JSON.")] = False,
     index_dir: IndexDir = None,
+    collection: CollectionOpt = DEFAULT_COLLECTION,
 ) -> None:
-    """Answer a question from the index, citing the source sentences."""
+    """Answer a question from one collection of the index, citing the source sentences."""
     from qa_service.service import QAService
 
     settings = _settings(index_dir)
     try:
-        answer = QAService(settings, create_index=False).ask(question)
+        answer = QAService(settings, create_index=False).ask(question, collection=collection)
     except QAServiceError as exc:
         raise _fail(exc) from exc
     if as_json:
@@ -186,12 +189,21 @@ def eval_squad(
     file: Annotated[Path, typer.Argument(help="SQuAD (2.0) JSON file.", exists=True, dir_okay=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="Only N questions, spread evenly over the file.")] = None,
+    collection: Annotated[
+        str,
+        typer.Option(
+            "--collection",
+            "-c",
+            help="Index the paragraphs into a collection of this name inside the temporary index (it checks "
+            "that a non-default collection answers as `default` does); your own index is never touched.",
+        ),
+    ] = DEFAULT_COLLECTION,
 ) -> None:
     """Index the file's paragraphs into a temporary index and measure sentence-level answer quality."""
     from qa_service.evaluation.squad import evaluate_squad
 
     try:
-        metrics = evaluate_squad(file, Settings(), limit=limit)
+        metrics = evaluate_squad(file, Settings(), limit=limit, collection=collection)
     except QAServiceError as exc:
         raise _fail(exc) from exc
     _print_metrics(metrics, as_json)
@@ -234,6 +246,15 @@ def eval_questions(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    collection: Annotated[
+        str,
+        typer.Option(
+            "--collection",
+            "-c",
+            help="Ask this collection of the existing index (default `default`); with --documents the "
+            "temporary index gets a collection of this name.",
+        ),
+    ] = DEFAULT_COLLECTION,
 ) -> None:
     """Ask your own questions against your own documents: right citations, refusals, AUROC, thresholds."""
     import tempfile
@@ -247,9 +268,11 @@ def eval_questions(
             settings = _settings(Path(tmp) if documents else index_dir)
             service = QAService(settings, create_index=bool(documents))
             if documents:
-                service.index_paths(documents)
-            metrics = evaluate_questions(service, questions)
-            service.store.close()
+                if collection != DEFAULT_COLLECTION:
+                    service.create_collection(collection)
+                service.index_paths(documents, collection=collection)
+            metrics = evaluate_questions(service, questions, collection)
+            service.close()
     except QAServiceError as exc:
         raise _fail(exc) from exc
     _print_metrics(metrics, as_json)
