@@ -148,6 +148,7 @@ class PostgresCatalog:
             gone = Collection(str(row[0]), str(row[1]), bool(row[2]), float(row[3]))
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema_name(gone.id))))
             failpoint("collection_delete_before_commit")
+        failpoint("collection_delete_after_commit")
         with self._lock:
             store = self._stores.pop(gone.id, None)
         if store is not None:
