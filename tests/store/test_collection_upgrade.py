@@ -127,7 +127,10 @@ def _delete_in_subprocess(settings: Settings, name: str, failpoint: str) -> int:
     if settings.database_url is not None:
         env["QA_DATABASE_URL"] = settings.database_url.get_secret_value()
     proc = subprocess.run(
-        [sys.executable, "-m", "qa_service.cli", "collections", "delete", name], env=env, capture_output=True, timeout=120
+        [sys.executable, "-m", "qa_service.cli", "collections", "delete", name],
+        env=env,
+        capture_output=True,
+        timeout=120,
     )
     return proc.returncode
 

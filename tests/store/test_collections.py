@@ -43,11 +43,11 @@ HR_QUESTION = "How many days of paid vacation does an employee get?"
 ENG_QUESTION = "How do I restart the payments database?"
 
 
-def collection_settings(backend: str, tmp_path: Path, database_url: str | None) -> Settings:
+def collection_settings(store: str, tmp_path: Path, database_url: str | None) -> Settings:
     return Settings(
         index_dir=tmp_path / "index",
         embedding_model="hash:64",
-        store=backend,  # type: ignore[arg-type]
+        store=store,  # type: ignore[arg-type]
         database_url=database_url,
     )
 
