@@ -13,7 +13,7 @@ from haystack import Document
 
 from qa_service.bindings import Bindings, Bound
 from qa_service.contract import Answer, AnswerMode, Turn
-from qa_service.errors import DocumentNotFoundError, InvalidInputError
+from qa_service.errors import CollectionNotFoundError, DocumentNotFoundError, InvalidInputError
 from qa_service.followups import resolve_follow_up
 from qa_service.generation.slots import GenerationSlots
 from qa_service.indexer import Indexer, IndexReport, TextSource
@@ -94,6 +94,17 @@ class QAService:
         gone = self.catalog.delete(name)
         self._bindings.forget(gone.id)
         return gone
+
+    def counts(self) -> tuple[int, int, int]:
+        """(documents, sentences, passages) over every collection (health checks and metrics)."""
+        totals = [0, 0, 0]
+        for found in self.collections():
+            try:
+                counts = self.store_of(found.name).counts()
+            except CollectionNotFoundError:  # deleted meanwhile
+                continue
+            totals = [a + b for a, b in zip(totals, counts, strict=True)]
+        return totals[0], totals[1], totals[2]
 
     def close(self) -> None:
         """Close every collection's store."""

@@ -47,8 +47,8 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
             yield
         shared.close()
         loaded = getattr(app.state, "service", None)
-        if loaded is not None and hasattr(loaded, "store"):
-            loaded.store.close()
+        if loaded is not None and hasattr(loaded, "catalog"):
+            loaded.close()
 
     app = FastAPI(
         title="qa-service",
@@ -62,9 +62,9 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
 
     def index_size() -> tuple[int, int]:
         service = getattr(app.state, "service", None)
-        if service is None or not hasattr(service, "store"):
+        if service is None or not hasattr(service, "counts"):
             return 0, 0
-        documents, sentences, _ = service.store.counts()
+        documents, sentences, _ = service.counts()
         return documents, sentences
 
     app.state.metrics = Metrics(index_size)
