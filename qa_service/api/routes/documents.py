@@ -67,7 +67,7 @@ def _info(doc: StoredDocument, collection: str) -> DocumentInfo:
     response_model=DocumentInfo,
     status_code=201,
     openapi_extra=_UPLOAD_BODY,
-    responses=errors(401, 403, 413, 415, 422, 429, 503),
+    responses=errors(401, 403, 404, 413, 415, 422, 429, 503),
     summary="Upload a file (multipart `file`, optional field `collection`) or JSON {source, text, collection?}; "
     "indexed before the reply.",
 )
