@@ -302,3 +302,21 @@ def assert_storage_gone(settings: Settings, service: QAService, before_names: se
         with service.store.db.connection() as conn:  # type: ignore[attr-defined]
             rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'qa_c_%'").fetchall()
         assert {r[0] for r in rows} == {f"qa_c_{i}" for i in ids}
+
+
+def test_a_postgres_store_of_a_collection_deleted_by_another_replica_fails_cleanly(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = collection_settings("pgvector", tmp_path, database_url)
+    first, second = QAService(settings), QAService(settings)
+    first.create_collection("eng")
+    first.index_texts(sources(ENG), collection="eng")
+    held = second.store_of("eng")  # the other replica has it open
+    assert len(held.list_documents()) == 2
+    first.delete_collection("eng")
+    for read in (held.list_documents, lambda: held.keyword_sentences("restart database", 5)):
+        with pytest.raises(CollectionNotFoundError):
+            read()
+    with pytest.raises(CollectionNotFoundError):
+        second.ask(ENG_QUESTION, collection="eng")
+    first.close()
