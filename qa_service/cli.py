@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from qa_service.errors import QAServiceError
+from qa_service.cli_collections import collections_app
+from qa_service.cli_common import DEFAULT_COLLECTION, CollectionOpt, IndexDir
+from qa_service.cli_common import fail as _fail
+from qa_service.cli_common import settings_for as _settings
+from qa_service.cli_eval import eval_app
+from qa_service.errors import CollectionNotFoundError, QAServiceError
 from qa_service.settings import Settings
 
 app = typer.Typer(help="Sentence-cited question answering over your documents.", no_args_is_help=True)
-eval_app = typer.Typer(help="Evaluate answer quality on public datasets.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
-
-IndexDir = Annotated[
-    Path | None, typer.Option("--index-dir", help="Index directory (default: QA_INDEX_DIR or ./index).")
-]
+app.add_typer(collections_app, name="collections")
 
 
-def _settings(index_dir: Path | None = None) -> Settings:
-    settings = Settings()
-    return settings.model_copy(update={"index_dir": index_dir}) if index_dir else settings
-
-
-def _fail(exc: QAServiceError) -> typer.Exit:
-    typer.secho(f"Error: {exc}", err=True, fg=typer.colors.RED)
+def _missing_collection(exc: CollectionNotFoundError, name: str) -> typer.Exit:
+    typer.secho(f"Error: {exc} Create it first: `qa-service collections create {name}`.", err=True, fg=typer.colors.RED)
     return typer.Exit(code=2)
 
 
@@ -34,9 +29,10 @@ def _fail(exc: QAServiceError) -> typer.Exit:
 def index(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: QA_SEEDS_DIR).")] = None,
     index_dir: IndexDir = None,
+    collection: CollectionOpt = DEFAULT_COLLECTION,
 ) -> None:
-    """Index files (.txt .md .html .pdf .docx .pptx .xlsx .csv): new and changed ones are embedded,
-    unchanged ones skipped, and documents whose file disappeared from these paths removed."""
+    """Index files (.txt .md .html .pdf .docx .pptx .xlsx .csv) into a collection: new and changed ones
+    are embedded, unchanged ones skipped, and documents whose file disappeared from these paths removed."""
     from rich.progress import Progress
 
     from qa_service.service import QAService
@@ -44,16 +40,21 @@ def index(
     settings = _settings(index_dir)
     try:
         service = QAService(settings)
+        service.collection(collection)  # refused before any work when it does not exist
         with Progress(transient=True) as progress:
             task = progress.add_task("Indexing", total=None)
             report = service.index_paths(
                 paths or [settings.seeds_dir],
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                collection=collection,
             )
+    except CollectionNotFoundError as exc:
+        raise _missing_collection(exc, collection) from exc
     except QAServiceError as exc:
         raise _fail(exc) from exc
+    where = settings.index_dir if collection == DEFAULT_COLLECTION else f"{settings.index_dir} ({collection})"
     typer.echo(
-        f"Indexed into {settings.index_dir}: {report.added} added, {report.updated} updated, "
+        f"Indexed into {where}: {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.removed} removed, {report.sentences} sentences "
         f"in {report.seconds:.1f}s."
     )
@@ -68,13 +69,14 @@ def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer contract as JSON.")] = False,
     index_dir: IndexDir = None,
+    collection: CollectionOpt = DEFAULT_COLLECTION,
 ) -> None:
-    """Answer a question from the index, citing the source sentences."""
+    """Answer a question from one collection of the index, citing the source sentences."""
     from qa_service.service import QAService
 
     settings = _settings(index_dir)
     try:
-        answer = QAService(settings, create_index=False).ask(question)
+        answer = QAService(settings, create_index=False).ask(question, collection=collection)
     except QAServiceError as exc:
         raise _fail(exc) from exc
     if as_json:
@@ -186,104 +188,6 @@ def mcp(index_dir: IndexDir = None) -> None:
     finally:
         shared.close()
         service.store.close()
-
-
-@eval_app.command("squad")
-def eval_squad(
-    file: Annotated[Path, typer.Argument(help="SQuAD (2.0) JSON file.", exists=True, dir_okay=False)],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
-    limit: Annotated[int | None, typer.Option(min=1, help="Only N questions, spread evenly over the file.")] = None,
-) -> None:
-    """Index the file's paragraphs into a temporary index and measure sentence-level answer quality."""
-    from qa_service.evaluation.squad import evaluate_squad
-
-    try:
-        metrics = evaluate_squad(file, Settings(), limit=limit)
-    except QAServiceError as exc:
-        raise _fail(exc) from exc
-    _print_metrics(metrics, as_json)
-
-
-def _print_metrics(metrics: dict[str, Any], as_json: bool) -> None:
-    from qa_service.evaluation.metrics import format_table
-
-    if as_json:
-        typer.echo(json.dumps(metrics, indent=2))
-        return
-    for key, value in metrics.items():
-        if key not in ("thresholds", "failures"):
-            typer.echo(f"{key:32} {value}")
-    typer.echo("\n" + format_table(metrics["thresholds"]))
-    for failure in metrics.get("failures", []):
-        typer.echo(
-            f"\nwrong: {failure['question']}\n  expected: {failure['expected']}\n  got: {failure['got']}"
-            f" (confidence {failure['confidence']})"
-        )
-
-
-@eval_app.command("questions")
-def eval_questions(
-    file: Annotated[
-        Path,
-        typer.Argument(
-            help="JSONL: {question, expect} or {question, unanswerable: true}, optionally with history.",
-            exists=True,
-            dir_okay=False,
-        ),
-    ],
-    index_dir: IndexDir = None,
-    documents: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--documents",
-            help="Index these files or folders into a temporary index and ask there (default: ask the existing index).",
-            exists=True,
-        ),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
-) -> None:
-    """Ask your own questions against your own documents: right citations, refusals, AUROC, thresholds."""
-    import tempfile
-
-    from qa_service.evaluation.questions import evaluate_questions, load_questions
-    from qa_service.service import QAService
-
-    try:
-        questions = load_questions(file)
-        with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
-            settings = _settings(Path(tmp) if documents else index_dir)
-            service = QAService(settings, create_index=bool(documents))
-            if documents:
-                service.index_paths(documents)
-            metrics = evaluate_questions(service, questions)
-            service.store.close()
-    except QAServiceError as exc:
-        raise _fail(exc) from exc
-    _print_metrics(metrics, as_json)
-
-
-@eval_app.command("fit-abstention")
-def eval_fit_abstention(
-    file: Annotated[Path, typer.Argument(help="The tuning file (never the validation file).", exists=True)],
-    answered: Annotated[float, typer.Option(min=0.5, max=1.0, help="Share of answerable questions to answer.")] = 0.95,
-) -> None:
-    """Refit the abstention model (the defaults of QA_ABSTENTION__*) and print it with its recipe."""
-    from qa_service.evaluation.fit_abstention import fit_abstention
-
-    try:
-        typer.echo(json.dumps(fit_abstention(file, Settings(), answered), indent=2))
-    except QAServiceError as exc:
-        raise _fail(exc) from exc
-
-
-@eval_app.command("support")
-def eval_support(
-    file: Annotated[Path, typer.Argument(help="SQuAD (2.0) JSON file.", exists=True, dir_okay=False)],
-) -> None:
-    """Precision and recall of the generative answers' citation check on the file's questions."""
-    from qa_service.evaluation.support import evaluate_support
-
-    typer.echo(json.dumps(evaluate_support(file), indent=2))
 
 
 @app.command()

@@ -94,5 +94,22 @@ class DatabaseUnavailableError(QAServiceError):
     public_message = "The database is unavailable; try again shortly."
 
 
+class ConflictError(QAServiceError):
+    """The request conflicts with the current state (a name taken, a protected resource)."""
+
+    code = "conflict"
+    http_status = 409
+
+
 class CollectionNotFoundError(NotFoundError):
     code = "collection_not_found"
+
+
+class CollectionExistsError(ConflictError):
+    code = "collection_exists"
+
+
+class CollectionProtectedError(ConflictError):
+    """The `default` collection cannot be renamed or deleted."""
+
+    code = "collection_protected"

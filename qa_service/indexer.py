@@ -15,8 +15,9 @@ from haystack import Document
 from qa_service.errors import DocumentParseError, InvalidInputError
 from qa_service.ingest.converters import convert_path
 from qa_service.ingest.locations import location_meta
-from qa_service.ingest.sources import content_hash, discover, document_id, title_from_source
+from qa_service.ingest.sources import content_hash, discover, title_from_source
 from qa_service.pipeline.runner import GraphRunner
+from qa_service.store.collections import DEFAULT, collection_document_id
 from qa_service.store.protocol import SentenceStore
 from qa_service.store.records import SourceDocument
 
@@ -47,8 +48,15 @@ class IndexReport:
 class Indexer:
     """Syncs the store with files or texts; every batch of `batch_chars` of text is one generation."""
 
-    def __init__(self, store: SentenceStore, pipeline: GraphRunner, batch_chars: int = 2_000_000) -> None:
+    def __init__(
+        self, store: SentenceStore, pipeline: GraphRunner, batch_chars: int = 2_000_000, collection_id: str = DEFAULT
+    ) -> None:
         self.store, self._pipeline, self.batch_chars = store, pipeline, batch_chars
+        self.collection_id = collection_id
+
+    def document_id(self, origin: str) -> str:
+        """The id of the document of `origin` in this indexer's collection."""
+        return collection_document_id(self.collection_id, origin)
 
     def index_paths(
         self,
@@ -83,7 +91,7 @@ class Indexer:
                     continue
                 meta = location_meta(converted)
                 yield (
-                    self._unembedded(document_id(f.origin), f.source, f.origin, converted.text, raw_hash, meta),
+                    self._unembedded(self.document_id(f.origin), f.source, f.origin, converted.text, raw_hash, meta),
                     is_update,
                 )
 
@@ -110,7 +118,7 @@ class Indexer:
                 continue
             todo.append(
                 (
-                    self._unembedded(document_id(origin), item.source, origin, item.text, digest, item.meta),
+                    self._unembedded(self.document_id(origin), item.source, origin, item.text, digest, item.meta),
                     origin in known,
                 )
             )

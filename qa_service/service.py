@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from haystack import Document
 
+from qa_service.bindings import Bindings, Bound
 from qa_service.contract import Answer, AnswerMode, Turn
 from qa_service.errors import CollectionNotFoundError, DocumentNotFoundError, InvalidInputError
 from qa_service.followups import resolve_follow_up
@@ -18,16 +19,16 @@ from qa_service.generation.slots import GenerationSlots
 from qa_service.indexer import Indexer, IndexReport, TextSource
 from qa_service.ingest.converters import convert
 from qa_service.ingest.locations import locate, location_meta
-from qa_service.ingest.sources import document_id
 from qa_service.pipeline.builders import (
     build_generator,
     build_indexing_pipeline,
-    build_query_pipeline,
     encoder_for,
-    open_store,
+    open_catalog,
 )
 from qa_service.pipeline.runner import GraphRunner
 from qa_service.settings import Settings
+from qa_service.store.collections import DEFAULT
+from qa_service.store.protocol import SentenceStore
 from qa_service.store.records import Collection, StoredDocument
 
 logger = logging.getLogger(__name__)
@@ -44,14 +45,71 @@ class DetailedAnswer:
 
 
 class QAService:
+    """Every method that reads or writes documents takes `collection` (a name; default `default`):
+    each collection is its own store, so an answer, its keyword statistics and its abstention see
+    only the asked collection. An unknown name raises CollectionNotFoundError."""
+
     def __init__(self, settings: Settings, create_index: bool = True) -> None:
         self.settings = settings
-        self.store = open_store(settings, create=create_index)
+        self.catalog = open_catalog(settings, create=create_index)
         self._indexing = GraphRunner(build_indexing_pipeline(settings))
-        self.indexer = Indexer(self.store, self._indexing, settings.index_batch_chars)
-        self._query = GraphRunner(build_query_pipeline(settings, self.store))
+        self._bindings = Bindings(settings, self.catalog, self._indexing)
+        self._query = self._bind(DEFAULT).query
         self._generator = build_generator(settings)
         self._slots = GenerationSlots(settings.llm_max_concurrent, max(1, round(settings.llm_timeout_seconds / 4)))
+
+    # --- collections ---------------------------------------------------------------------------
+    def _bind(self, collection: str) -> Bound:
+        return self._bindings.get(collection)
+
+    @property
+    def store(self) -> SentenceStore:
+        """The store of collection `default` (kept for tools that address one store)."""
+        return self._bind(DEFAULT).store
+
+    @property
+    def indexer(self) -> Indexer:
+        """The indexer of collection `default`."""
+        return self._bind(DEFAULT).indexer
+
+    def store_of(self, collection: str = DEFAULT) -> SentenceStore:
+        return self._bind(collection).store
+
+    def collections(self) -> list[Collection]:
+        return self.catalog.list()
+
+    def collection(self, name: str) -> Collection:
+        return self.catalog.get(name)
+
+    def create_collection(self, name: str, public: bool = False) -> Collection:
+        return self.catalog.create(name, public)
+
+    def update_collection(self, name: str, new_name: str | None = None, public: bool | None = None) -> Collection:
+        """Rename and/or make public or private (`default` can be toggled, not renamed)."""
+        return self.catalog.update(name, new_name, public)
+
+    def delete_collection(self, name: str) -> Collection:
+        """Delete the collection with all its documents; returns what was deleted (its id names the
+        conversations and feedback the caller removes)."""
+        gone = self.catalog.delete(name)
+        self._bindings.forget(gone.id)
+        return gone
+
+    def counts(self) -> tuple[int, int, int]:
+        """(documents, sentences, passages) over every collection (health checks and metrics)."""
+        totals = [0, 0, 0]
+        for found in self.collections():
+            try:
+                counts = self.store_of(found.name).counts()
+            except CollectionNotFoundError:  # deleted meanwhile
+                continue
+            totals = [a + b for a, b in zip(totals, counts, strict=True)]
+        return totals[0], totals[1], totals[2]
+
+    def close(self) -> None:
+        """Close every collection's store."""
+        self._bindings.clear()
+        self.catalog.close()
 
     def warm_up(self) -> None:
         """Load the model and run one query, so the first user does not pay for lazy initialisation;
@@ -70,15 +128,9 @@ class QAService:
         filters: dict[str, Any] | None = None,
         mode: AnswerMode | None = None,
         on_sentence: Callable[[str], None] | None = None,
-        collection: str = "default",
+        collection: str = DEFAULT,
     ) -> Answer:
-        self.collection(collection)  # TEMPORARY until issue-15-store merges
-        return self.ask_detailed(question, history, filters, mode, on_sentence).answer
-
-    def collection(self, name: str) -> Collection:  # TEMPORARY until issue-15-store merges
-        if name != "default":
-            raise CollectionNotFoundError(f"Collection {name!r} not found.")
-        return Collection("default", "default", True, 0.0)
+        return self.ask_detailed(question, history, filters, mode, on_sentence, collection=collection).answer
 
     def ask_detailed(
         self,
@@ -87,18 +139,21 @@ class QAService:
         filters: dict[str, Any] | None = None,
         mode: AnswerMode | None = None,
         on_sentence: Callable[[str], None] | None = None,
+        collection: str = DEFAULT,
     ) -> DetailedAnswer:
         """The answer to `question`: extractive (the cited sentences), or generative (`mode`, else
         QA_ANSWER_MODE), which falls back to the extractive answer whenever the model cannot be trusted.
-        A generative answer is handed to `on_sentence` sentence by sentence as each passes its check."""
+        A generative answer is handed to `on_sentence` sentence by sentence as each passes its check.
+        Only `collection` is searched."""
         mode = mode or self.settings.answer_mode
         if mode == "generative" and self._generator is None:
             raise InvalidInputError("Generative answers need a language model: set QA_LLM_BASE_URL on the server.")
         question = self.check_message(question)
+        bound = self._bind(collection)
         if mode == "generative":
             with self._slots.hold():
-                return self._answer(question, history, filters, mode, on_sentence)
-        return self._answer(question, history, filters, mode, on_sentence)
+                return self._answer(bound, question, history, filters, mode, on_sentence)
+        return self._answer(bound, question, history, filters, mode, on_sentence)
 
     def check_capacity(self, mode: AnswerMode | None) -> None:
         """GenerationBusyError now if `mode` (or the default) is generative and every slot is taken:
@@ -108,6 +163,7 @@ class QAService:
 
     def _answer(
         self,
+        bound: Bound,
         question: str,
         history: list[Turn] | None,
         filters: dict[str, Any] | None,
@@ -115,8 +171,8 @@ class QAService:
         on_sentence: Callable[[str], None] | None,
     ) -> DetailedAnswer:
         query = self.retrieval_query(question, history or [])
-        with self.store.snapshot():  # every read of one answer sees one committed state
-            result = self._query.run(
+        with bound.store.snapshot():  # every read of one answer sees one committed state
+            result = bound.query.run(
                 {
                     "query_embedder": {"text": query},
                     "dense": {"filters": filters},
@@ -133,7 +189,7 @@ class QAService:
             cited = {c.document_id for c in answer.citations}
             if mode == "generative":
                 cited |= {d.meta["document_id"] for d in ranked[: self.settings.llm_sources]}
-            locations = {doc_id: self.locations(doc_id) for doc_id in cited}
+            locations = {doc_id: _locations(bound.store, doc_id) for doc_id in cited}
         if mode == "generative" and self._generator is not None:
             if answer.abstained:  # the documents do not hold the answer: no model can cite one
                 answer = answer.model_copy(update={"mode_used": "extractive-fallback"})
@@ -151,10 +207,9 @@ class QAService:
         ]
         return answer.model_copy(update={"citations": citations})
 
-    def locations(self, doc_id: str) -> Any:
+    def locations(self, doc_id: str, collection: str = DEFAULT) -> Any:
         """The `[[offset, label], ...]` a document's converter recorded (slides, rows), or None."""
-        found = self.store.list_documents(doc_id)
-        return found[0].meta.get("locations") if found else None
+        return _locations(self.store_of(collection), doc_id)
 
     def check_message(self, message: str) -> str:
         """The message as answered and stored: stripped, non-empty, at most QA_MAX_MESSAGE_CHARS."""
@@ -197,23 +252,32 @@ class QAService:
         return encoder_for(self.settings).embed(texts)
 
     # --- indexing ----------------------------------------------------------------------------
-    def index_paths(self, paths: Iterable[Path], on_progress: Callable[[int, int], None] | None = None) -> IndexReport:
-        """Sync the index with the files under `paths` (see `Indexer.index_paths`)."""
-        return self.indexer.index_paths(paths, on_progress)
+    def index_paths(
+        self,
+        paths: Iterable[Path],
+        on_progress: Callable[[int, int], None] | None = None,
+        collection: str = DEFAULT,
+    ) -> IndexReport:
+        """Sync the collection with the files under `paths` (see `Indexer.index_paths`)."""
+        return self._bind(collection).indexer.index_paths(paths, on_progress)
 
     def index_texts(
         self,
         sources: list[TextSource],
         prune_origin_prefix: str | None = None,
         on_progress: Callable[[int, int], None] | None = None,
+        collection: str = DEFAULT,
     ) -> IndexReport:
-        """Index documents given as text (API uploads, evaluation corpora)."""
-        return self.indexer.index_texts(sources, prune_origin_prefix, on_progress)
+        """Index documents given as text (API uploads, evaluation corpora) into `collection`."""
+        return self._bind(collection).indexer.index_texts(sources, prune_origin_prefix, on_progress)
 
     # --- document management (HTTP uploads) ------------------------------------------------------
-    def add_document(self, source: str, text: str | None = None, data: bytes | None = None) -> StoredDocument:
+    def add_document(
+        self, source: str, text: str | None = None, data: bytes | None = None, collection: str = DEFAULT
+    ) -> StoredDocument:
         """Index one uploaded document (text, or file bytes converted by type); re-uploading the same
         source name replaces it. Nothing is written unless conversion and embedding succeed."""
+        bound = self._bind(collection)  # an unknown collection is refused before any conversion
         source = source.strip()
         if not source or len(source) > 255:
             raise InvalidInputError("source must be 1-255 characters.")
@@ -227,40 +291,49 @@ class QAService:
         if not text.strip():
             raise InvalidInputError(f"{source!r} contains no text.")
         origin = UPLOAD_ORIGIN + source
-        self.index_texts([TextSource(source=source, text=text, origin=origin, meta=meta)])
-        return self.document(document_id(origin))
+        bound.indexer.index_texts([TextSource(source=source, text=text, origin=origin, meta=meta)])
+        return self.document(bound.indexer.document_id(origin), collection)
 
-    def documents(self) -> list[StoredDocument]:
-        return self.store.list_documents()
+    def documents(self, collection: str = DEFAULT) -> list[StoredDocument]:
+        return self.store_of(collection).list_documents()
 
-    def document(self, doc_id: str) -> StoredDocument:
-        found = self.store.list_documents(doc_id)
+    def document(self, doc_id: str, collection: str = DEFAULT) -> StoredDocument:
+        found = self.store_of(collection).list_documents(doc_id)
         if found:
             return found[0]
-        raise DocumentNotFoundError(f"Document {doc_id!r} not found.")
+        raise DocumentNotFoundError(f"Document {doc_id!r} not found in collection {collection!r}.")
 
-    def document_text(self, doc_id: str) -> str:
-        text = self.store.document_text(doc_id)
+    def document_text(self, doc_id: str, collection: str = DEFAULT) -> str:
+        text = self.store_of(collection).document_text(doc_id)
         if text is None:
-            raise DocumentNotFoundError(f"Document {doc_id!r} not found.")
+            raise DocumentNotFoundError(f"Document {doc_id!r} not found in collection {collection!r}.")
         return text
 
-    def citation_context(self, doc_id: str, start: int, end: int, window: int = 400) -> tuple[str, str, str, str]:
+    def citation_context(
+        self, doc_id: str, start: int, end: int, window: int = 400, collection: str = DEFAULT
+    ) -> tuple[str, str, str, str]:
         """(source, text before, the sentence, text after) for a cited sentence; only spans that are
         indexed sentences are served, so this exposes cited context, not arbitrary document text."""
-        if not self.store.has_sentence(doc_id, start, end):
+        if not self.store_of(collection).has_sentence(doc_id, start, end):
             raise DocumentNotFoundError(f"No sentence {start}-{end} in document {doc_id!r}.")
-        text = self.document_text(doc_id)
+        text = self.document_text(doc_id, collection)
         before, after = text[max(0, start - window) : start], text[end : end + window]
-        return self.document(doc_id).source, before, text[start:end], after
+        return self.document(doc_id, collection).source, before, text[start:end], after
 
-    def location_of(self, doc_id: str, offset: int) -> str | None:
+    def location_of(self, doc_id: str, offset: int, collection: str = DEFAULT) -> str | None:
         """Where in its source the text at `offset` is ('slide 4', 'Sheet1 row 3'), for documents whose
         converter recorded locations (see `qa_service.ingest.locations`); None for the others."""
-        return locate(self.locations(doc_id), offset)
+        return locate(self.locations(doc_id, collection), offset)
 
-    def delete_document(self, doc_id: str) -> None:
-        if not self.store.list_documents(doc_id):  # unknown: answered without writing a generation
-            raise DocumentNotFoundError(f"Document {doc_id!r} not found.")
-        if not self.store.apply([], [doc_id]).deleted:
-            raise DocumentNotFoundError(f"Document {doc_id!r} not found.")
+    def delete_document(self, doc_id: str, collection: str = DEFAULT) -> None:
+        store = self.store_of(collection)
+        missing = f"Document {doc_id!r} not found in collection {collection!r}."
+        if not store.list_documents(doc_id):  # unknown: answered without writing a generation
+            raise DocumentNotFoundError(missing)
+        if not store.apply([], [doc_id]).deleted:
+            raise DocumentNotFoundError(missing)
+
+
+def _locations(store: SentenceStore, doc_id: str) -> Any:
+    found = store.list_documents(doc_id)
+    return found[0].meta.get("locations") if found else None

@@ -59,7 +59,7 @@ def postgres() -> Iterator[LocalPostgres]:
 @pytest.fixture
 def database_url(postgres: LocalPostgres) -> Iterator[str]:
     """A fresh, empty database; its connection pools are closed after the test."""
-    from qa_service.store.postgres import Postgres
+    from qa_service.store.postgres.pool import Postgres
 
     url = postgres.create_database("t_" + uuid.uuid4().hex[:12])
     yield url

@@ -153,3 +153,99 @@ def test_eval_questions_names_the_bad_line(tmp_path: Path) -> None:
     questions.write_text("not json\n")
     result = runner.invoke(app, ["eval", "questions", str(questions)])
     assert result.exit_code == 2 and "line 1" in result.output
+
+
+# --- collections -------------------------------------------------------------------------------------
+def test_collections_create_index_ask_rename_delete(tmp_path: Path, seeds_copy: Path) -> None:
+    index_dir = str(tmp_path / "idx")
+    hr_docs = tmp_path / "hr"
+    hr_docs.mkdir()
+    (hr_docs / "leave.txt").write_text("Every employee gets 25 days of paid vacation per year.")
+
+    refused = runner.invoke(app, ["index", str(hr_docs), "--collection", "hr", "--index-dir", index_dir])
+    assert refused.exit_code == 2 and "qa-service collections create hr" in refused.output
+    created = runner.invoke(app, ["collections", "create", "hr", "--index-dir", index_dir])
+    assert created.exit_code == 0 and "Created collection hr (private" in created.output
+    again = runner.invoke(app, ["collections", "create", "hr", "--index-dir", index_dir])
+    assert again.exit_code == 2 and "already exists" in again.output
+    bad = runner.invoke(app, ["collections", "create", "HR!", "--index-dir", index_dir])
+    assert bad.exit_code == 2 and "[a-z0-9-]" in bad.output
+
+    assert runner.invoke(app, ["index", str(seeds_copy), "--index-dir", index_dir]).exit_code == 0
+    indexed = runner.invoke(app, ["index", str(hr_docs), "-c", "hr", "--index-dir", index_dir])
+    assert indexed.exit_code == 0 and "(hr): 1 added" in indexed.output
+
+    def ask(question: str, *extra: str) -> dict[str, object]:
+        result = runner.invoke(app, ["ask", question, "--json", "--index-dir", index_dir, *extra])
+        assert result.exit_code == 0, result.output
+        body: dict[str, object] = json.loads(result.output)
+        return body
+
+    hr = ask("How many days of paid vacation?", "--collection", "hr")
+    assert [c["source"] for c in hr["citations"]] == ["leave.txt"]  # type: ignore[index,union-attr]
+    default = ask("How many days of paid vacation?")
+    assert "leave.txt" not in [c["source"] for c in default["citations"]]  # type: ignore[index,union-attr]
+
+    listed = runner.invoke(app, ["collections", "list", "--index-dir", index_dir])
+    assert listed.exit_code == 0
+    lines = [line.split("\t")[:3] for line in listed.output.strip().splitlines()]
+    assert lines == [["default", "public", "1 documents"], ["hr", "private", "1 documents"]]
+
+    assert runner.invoke(app, ["collections", "rename", "hr", "people", "--index-dir", index_dir]).exit_code == 0
+    assert runner.invoke(app, ["collections", "public", "people", "--index-dir", index_dir]).exit_code == 0
+    assert "people\tpublic" in runner.invoke(app, ["collections", "list", "--index-dir", index_dir]).output
+    protected = runner.invoke(app, ["collections", "delete", "default", "--index-dir", index_dir])
+    assert protected.exit_code == 2 and "cannot be deleted" in protected.output
+    assert runner.invoke(app, ["collections", "delete", "people", "--index-dir", index_dir]).exit_code == 0
+    missing = runner.invoke(app, ["ask", "Anything?", "-c", "people", "--index-dir", index_dir])
+    assert missing.exit_code == 2 and "not found" in missing.output
+
+
+def test_eval_questions_in_a_collection(tmp_path: Path, seeds_copy: Path) -> None:
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"question": "How many troops withdrew from Kherson?", "expect": "20,000 to 30,000"}\n')
+    index_dir = str(tmp_path / "idx")
+    assert runner.invoke(app, ["collections", "create", "news", "--index-dir", index_dir]).exit_code == 0
+    assert runner.invoke(app, ["index", str(seeds_copy), "-c", "news", "--index-dir", index_dir]).exit_code == 0
+
+    def top1(*args: str) -> float:
+        result = runner.invoke(app, ["eval", "questions", str(questions), "--json", *args])
+        assert result.exit_code == 0, result.output
+        return float(json.loads(result.output)["top1_sentence_hit"])
+
+    assert top1("--index-dir", index_dir, "--collection", "news") == 1.0
+    assert top1("--index-dir", index_dir) == 0.0  # default holds nothing
+    assert top1("--documents", str(seeds_copy), "--collection", "other") == 1.0  # a temporary index
+
+
+def test_eval_squad_into_a_collection_matches_default(tmp_path: Path) -> None:
+    data = {
+        "version": "v2.0",
+        "data": [
+            {
+                "title": "Bridges",
+                "paragraphs": [
+                    {
+                        "context": "The bridge opened in 1932. It is painted red.",
+                        "qas": [
+                            {
+                                "question": "When did the bridge open?",
+                                "id": "q1",
+                                "is_impossible": False,
+                                "answers": [{"text": "1932", "answer_start": 21}],
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps(data))
+    results = []
+    for extra in ([], ["--collection", "bridges"]):
+        result = runner.invoke(app, ["eval", "squad", str(path), "--json", *extra])
+        assert result.exit_code == 0, result.output
+        metrics = json.loads(result.output)
+        results.append({k: v for k, v in metrics.items() if not k.endswith(("_ms", "_seconds"))})
+    assert results[0] == results[1] and results[0]["top1_sentence_hit"] == 1.0

@@ -15,7 +15,7 @@ from qa_service.contract import Answer, Citation, Turn
 from qa_service.errors import NotFoundError
 from qa_service.settings import Settings
 from qa_service.shared_state import SharedState, open_state
-from qa_service.store.postgres import Postgres
+from qa_service.store.postgres.pool import Postgres
 
 ANSWER = Answer(
     answer="It opened in 1937. [1]",

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
-from qa_service import __version__
+from qa_service import __version__, collection_refs
 from qa_service.api.errors import install_error_handlers
 from qa_service.api.mcp_http import mcp_lifespan, mcp_route
 from qa_service.api.middleware import REQUEST_ID_HEADER, BodySizeLimitMiddleware, RequestContextMiddleware
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
 
             service = await run_in_threadpool(QAService, settings)
             await run_in_threadpool(service.warm_up)
+            await run_in_threadpool(collection_refs.reconcile, service, app.state.keys, shared)
             app.state.service = service
             if settings.slack_bot_token is not None and settings.slack_signing_secret is not None:
                 from qa_service.slack.bot import build_slack_app
@@ -56,8 +57,8 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
         app.state.keys.close()
         shared.close()
         loaded = getattr(app.state, "service", None)
-        if loaded is not None and hasattr(loaded, "store"):
-            loaded.store.close()
+        if loaded is not None and hasattr(loaded, "catalog"):
+            loaded.close()
 
     app = FastAPI(
         title="qa-service",
@@ -71,9 +72,9 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
 
     def index_size() -> tuple[int, int]:
         service = getattr(app.state, "service", None)
-        if service is None or not hasattr(service, "store"):
+        if service is None or not hasattr(service, "counts"):
             return 0, 0
-        documents, sentences, _ = service.store.counts()
+        documents, sentences, _ = service.counts()
         return documents, sentences
 
     app.state.metrics = Metrics(index_size)

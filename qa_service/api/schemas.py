@@ -75,6 +75,7 @@ class ErrorBody(BaseModel):
 class DocumentText(BaseModel):
     source: str = Field(..., min_length=1, max_length=255, description="Name shown in citations.")
     text: str = Field(..., min_length=1, description="Plain text of the document.")
+    collection: str = Field("default", description="The collection the document goes into.")
 
     @field_validator("source", "text")
     @classmethod
@@ -84,6 +85,7 @@ class DocumentText(BaseModel):
 
 class DocumentInfo(BaseModel):
     id: str
+    collection: str = Field("default", description="The collection the document belongs to.")
     source: str
     sentences: int = Field(..., description="Number of indexed sentences.")
     content_hash: str = Field(..., description="SHA-256 of the source content.")

@@ -28,8 +28,8 @@ from qa_service.benchmark.zipf_corpus import ZipfCorpus
 from qa_service.pipeline.builders import encoder_for
 from qa_service.service import QAService, TextSource
 from qa_service.settings import Settings
-from qa_service.store.document_store import FaissSQLiteDocumentStore
-from qa_service.store.rows import unblob
+from qa_service.store.embedded.document_store import FaissSQLiteDocumentStore
+from qa_service.store.sentences import unblob
 
 DEFAULT_SCALE_INDEX = "HNSW32,SQ8"
 

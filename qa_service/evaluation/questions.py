@@ -64,11 +64,14 @@ def _holds(sentence: str, expected: str) -> bool:
     return " ".join(expected.lower().split()) in " ".join(sentence.lower().split())
 
 
-def evaluate_questions(service: QAService, questions: list[EvalQuestion]) -> dict[str, Any]:
-    """The same metrics as the SQuAD evaluation, plus every question the service got wrong."""
+def evaluate_questions(
+    service: QAService, questions: list[EvalQuestion], collection: str = "default"
+) -> dict[str, Any]:
+    """The same metrics as the SQuAD evaluation (asked in `collection`), plus every question the
+    service got wrong."""
     outcomes, failures = [], []
     for q in questions:
-        detailed = service.ask_detailed(q.question, history=q.turns())
+        detailed = service.ask_detailed(q.question, history=q.turns(), collection=collection)
         answer, top = detailed.answer, [d.content or "" for d in detailed.ranked[:3]]
         if q.unanswerable:
             outcome = Outcome(False, answer.confidence, answer.abstained)

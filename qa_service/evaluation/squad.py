@@ -67,8 +67,11 @@ def load_squad(path: Path) -> tuple[list[TextSource], list[Question]]:
     return documents, questions
 
 
-def evaluate_squad(path: Path, settings: Settings, limit: int | None = None) -> dict[str, Any]:
-    """Index the file's paragraphs into a temporary index and ask every question against all of them.
+def evaluate_squad(
+    path: Path, settings: Settings, limit: int | None = None, collection: str = "default"
+) -> dict[str, Any]:
+    """Index the file's paragraphs into a temporary index (into `collection`, created there unless it is
+    `default`) and ask every question against all of them.
 
     Besides the file's own (adversarial) unanswerable questions, every answerable question is asked
     again with its own article filtered out: the documents then do not hold the answer
@@ -83,10 +86,12 @@ def evaluate_squad(path: Path, settings: Settings, limit: int | None = None) -> 
     with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
         service = QAService(settings.model_copy(update={"index_dir": Path(tmp)}))
         service.warm_up()
-        report = service.index_texts(documents)
+        if collection != "default":
+            service.create_collection(collection)
+        report = service.index_texts(documents, collection=collection)
         for question in questions:
             started = time.perf_counter()
-            detailed = service.ask_detailed(question.text)
+            detailed = service.ask_detailed(question.text, collection=collection)
             latencies.append((time.perf_counter() - started) * 1000)
             answer = detailed.answer
             if question.impossible:
@@ -97,10 +102,12 @@ def evaluate_squad(path: Path, settings: Settings, limit: int | None = None) -> 
             hit3 = any(contains_answer(s, question.answers) for s in top)
             outcomes.append(Outcome(True, answer.confidence, answer.abstained, hit1, hit3))
             other = service.ask(
-                question.text, filters={"field": "meta.source", "operator": "!=", "value": question.source}
+                question.text,
+                filters={"field": "meta.source", "operator": "!=", "value": question.source},
+                collection=collection,
             )
             offtopic.append(Outcome(False, other.confidence, other.abstained))
-        service.store.close()
+        service.close()
 
     metrics = summarize(outcomes)
     return {

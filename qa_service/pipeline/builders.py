@@ -1,4 +1,4 @@
-"""Plain functions that build the store and the Haystack pipelines from settings."""
+"""Plain functions that build the collection catalog (stores) and the Haystack pipelines from settings."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from qa_service.pipeline.grounding import GroundingChecker
 from qa_service.pipeline.ranker import SentenceRanker
 from qa_service.pipeline.retrievers import DenseSentenceRetriever, KeywordSentenceRetriever, PassageSentenceRetriever
 from qa_service.settings import Settings
-from qa_service.store.protocol import SentenceStore
+from qa_service.store.collections import DEFAULT
+from qa_service.store.protocol import CollectionCatalog, SentenceStore
 
 if TYPE_CHECKING:
     from qa_service.generation.generator import CitedAnswerGenerator
@@ -47,18 +48,18 @@ def encoder_for(settings: Settings) -> Encoder:
     return get_encoder(args["model"], args["device"], args["backend"], args["cache_dir"], args["threads"])
 
 
-def open_store(settings: Settings, create: bool = True) -> SentenceStore:
-    """Open (or create) the index of `settings.store`; the model is loaded to learn its dimension."""
+def open_catalog(settings: Settings, create: bool = True) -> CollectionCatalog:
+    """Open (or create) the collections of `settings.store`; the model is loaded to learn its dimension."""
     encoder = encoder_for(settings)
     if settings.store == "pgvector":
         from haystack.utils import Secret
 
-        from qa_service.store.pgvector_store import PgvectorSentenceStore
+        from qa_service.store.postgres.catalog import PostgresCatalog
 
         url = settings.database_url.get_secret_value() if settings.database_url else ""
         # From the environment (the usual case), pipelines serialise with a reference, not the password.
         from_env = os.environ.get("QA_DATABASE_URL") == url
-        return PgvectorSentenceStore(
+        return PostgresCatalog(
             connection_string=Secret.from_env_var("QA_DATABASE_URL") if from_env else Secret.from_token(url),
             model=settings.embedding_model,
             dimension=encoder.dimension,
@@ -68,10 +69,10 @@ def open_store(settings: Settings, create: bool = True) -> SentenceStore:
             create=create,
             timeout=settings.database_timeout_seconds,
         )
-    from qa_service.store.document_store import FaissSQLiteDocumentStore
+    from qa_service.store.embedded.catalog import EmbeddedCatalog
 
-    return FaissSQLiteDocumentStore(
-        index_dir=str(settings.index_dir),
+    return EmbeddedCatalog(
+        index_dir=settings.index_dir,
         model=settings.embedding_model,
         dimension=encoder.dimension,
         faiss_index=settings.faiss_index,
@@ -79,6 +80,11 @@ def open_store(settings: Settings, create: bool = True) -> SentenceStore:
         ef_search=settings.faiss_ef_search,
         create=create,
     )
+
+
+def open_store(settings: Settings, create: bool = True) -> SentenceStore:
+    """The store of collection `default` (benchmarks and tools that address one store)."""
+    return open_catalog(settings, create).store(DEFAULT)
 
 
 def build_indexing_pipeline(settings: Settings) -> Pipeline:

@@ -21,7 +21,7 @@ from qa_service.lexical import content_terms, coverage, expected_answer_type, ma
 from qa_service.quantize import token_unblob
 from qa_service.settings import RankerWeights
 from qa_service.store.protocol import SentenceStore, store_from_dict
-from qa_service.store.rows import row_to_document
+from qa_service.store.sentences import row_to_document
 
 EVIDENCE = (
     "dense_sentence",

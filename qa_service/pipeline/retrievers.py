@@ -9,7 +9,7 @@ import numpy as np
 from haystack import Document, component, default_from_dict, default_to_dict
 
 from qa_service.store.protocol import Hit, SentenceStore, store_from_dict
-from qa_service.store.rows import row_to_document
+from qa_service.store.sentences import row_to_document
 
 
 class _StoreComponent:

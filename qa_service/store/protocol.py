@@ -1,7 +1,8 @@
 """What the pipelines, the indexer and the service need from a sentence store (both backends).
 
-`FaissSQLiteDocumentStore` (embedded, one machine) and `PgvectorSentenceStore` (PostgreSQL, any
-number of replicas) implement it; `tests/store/test_contract.py` runs the same tests on both.
+`FaissSQLiteDocumentStore` (embedded, one machine: `store/embedded/`) and `PgvectorSentenceStore`
+(PostgreSQL, any number of replicas: `store/postgres/`) implement it; a `CollectionCatalog` holds one
+such store per collection; `tests/store/test_contract.py` runs the same tests on both.
 Row ids are opaque: integers in the embedded store, `<document_id>:s<k>` strings in PostgreSQL.
 """
 
@@ -16,7 +17,7 @@ from haystack import Document
 from haystack.document_stores.types import DuplicatePolicy
 
 from qa_service.store.manifest import Manifest
-from qa_service.store.records import ApplyResult, SourceDocument, StoredDocument
+from qa_service.store.records import ApplyResult, Collection, SourceDocument, StoredDocument
 
 RowId = Any  # int (embedded) or str (PostgreSQL)
 Hit = tuple[RowId, float]
@@ -70,6 +71,20 @@ class SentenceStore(Protocol):
     def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int: ...
     def delete_documents(self, document_ids: list[str]) -> None: ...
     def to_dict(self) -> dict[str, Any]: ...
+
+
+class CollectionCatalog(Protocol):
+    """The collections of one index (`EmbeddedCatalog`, `PostgresCatalog`): each is its own
+    `SentenceStore` with its own physical storage, so nothing of one collection is read for another."""
+
+    def list(self) -> list[Collection]: ...
+    def get(self, name: str) -> Collection: ...  # CollectionNotFoundError
+    def create(self, name: str, public: bool = False) -> Collection: ...  # CollectionExistsError, InvalidInputError
+    def update(self, name: str, new_name: str | None = None, public: bool | None = None) -> Collection: ...
+    def delete(self, name: str) -> Collection: ...  # with its documents; returns what was deleted
+    def store(self, name: str) -> SentenceStore: ...  # opened lazily, cached, closed on delete
+    def store_by_id(self, collection_id: str) -> SentenceStore: ...
+    def close(self) -> None: ...
 
 
 def store_from_dict(data: dict[str, Any]) -> SentenceStore:

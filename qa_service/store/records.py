@@ -45,9 +45,9 @@ class ApplyResult:
 
 @dataclass(frozen=True)
 class Collection:
-    """A named set of documents with its own store; `id` is stable (renames keep it), never reused."""
+    """A named set of documents with its own physical store (see `qa_service.store.collections`)."""
 
-    id: str
-    name: str
-    public: bool
+    id: str  # stable, never reused; "default" for the default collection
+    name: str  # 1-64 characters of [a-z0-9-]
+    public: bool  # anonymous askers may ask only public collections
     created_at: float

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from qa_service.api.app import create_app
 from qa_service.service import QAService
-from qa_service.store.postgres import Postgres
+from qa_service.store.postgres.pool import Postgres
 from tests.conftest import SEED_FILE, hash_settings, serve_in_thread
 from tests.postgres_server import LocalPostgres
 

@@ -3,7 +3,8 @@
 from fastapi.testclient import TestClient
 
 from qa_service.lexical import _content_terms, content_terms
-from qa_service.store.database import MAX_QUERY_TERMS, fts_query, keyword_terms
+from qa_service.store.embedded.database import fts_query
+from qa_service.store.keywords import MAX_QUERY_TERMS, keyword_terms
 
 QUESTION = "How many troops withdrew from Kherson?"
 

@@ -78,7 +78,11 @@ def build_teams(client: TestClient, settings: Settings) -> Teams:
         assert response.status_code == 201, response.text
         documents[name] = {response.json()["id"]}
     keys = {"admin": ADMIN}
-    for label, role, scope in (("hr-chat", "chat", ["hr"]), ("eng-chat", "chat", ["eng"]), ("hr-manager", "manager", ["hr"])):
+    for label, role, scope in (
+        ("hr-chat", "chat", ["hr"]),
+        ("eng-chat", "chat", ["eng"]),
+        ("hr-manager", "manager", ["hr"]),
+    ):
         response = client.post("/v1/keys", json={"role": role, "collections": scope, "name": label}, headers=admin)
         assert response.status_code == 201, response.text
         keys[label] = response.json()["key"]
@@ -121,7 +125,12 @@ def _ask_openai(teams: Teams, key: str, collection: str, question: str) -> tuple
 
 
 def _ask_openai_stream(teams: Teams, key: str, collection: str, question: str) -> tuple[int, dict[str, Any]]:
-    body = {"model": "qa-service", "collection": collection, "stream": True, "messages": [{"role": "user", "content": question}]}
+    body = {
+        "model": "qa-service",
+        "collection": collection,
+        "stream": True,
+        "messages": [{"role": "user", "content": question}],
+    }
     r = teams.client.post("/v1/chat/completions", json=body, headers=teams.headers(key))
     if r.status_code != 200:
         return r.status_code, r.json()
@@ -171,7 +180,10 @@ def test_one_collections_uploads_change_nothing_of_anothers_answers(teams: Teams
     ids = [d["id"] for d in r.json()["documents"] if d["source"].startswith("bulk-")]
     assert len(ids) == 40
     for doc_id in ids:
-        assert teams.client.delete(f"/v1/documents/{doc_id}", params={"collection": "eng"}, headers=admin).status_code == 204
+        assert (
+            teams.client.delete(f"/v1/documents/{doc_id}", params={"collection": "eng"}, headers=admin).status_code
+            == 204
+        )
 
 
 def test_conversations_and_feedback_stay_in_their_collection(teams: Teams) -> None:

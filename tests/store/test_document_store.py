@@ -8,7 +8,7 @@ from haystack.document_stores.types import DuplicatePolicy
 
 from qa_service.encoders import HashingEncoder
 from qa_service.errors import IndexMismatchError, IndexNotFoundError, InvalidInputError
-from qa_service.store.document_store import FaissSQLiteDocumentStore
+from qa_service.store.embedded.document_store import FaissSQLiteDocumentStore
 from qa_service.store.records import SourceDocument
 
 ENC = HashingEncoder(16)

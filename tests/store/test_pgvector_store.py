@@ -16,7 +16,7 @@ from qa_service.indexer import TextSource
 from qa_service.pipeline.retrievers import KeywordSentenceRetriever
 from qa_service.service import QAService
 from qa_service.settings import Settings
-from qa_service.store.pgvector_store import PgvectorSentenceStore
+from qa_service.store.postgres.store import PgvectorSentenceStore
 from tests.store.test_contract import DOCS, backend_settings
 
 

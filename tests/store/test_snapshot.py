@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa_service.store import vectors as vectors_module
+from qa_service.store.embedded import vectors as vectors_module
 from tests.store.test_document_store import ENC, open_store, source
 
 

@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from qa_service.api.routes import (
     admin,
     chat,
+    collections,
     conversations,
     documents,
     openai_compat,
@@ -15,6 +16,6 @@ from qa_service.api.routes import (
 )
 
 router = APIRouter()
-for module in (chat, openai_compat, conversations, web, documents, ops, slack, slack_channels, admin):
+for module in (chat, openai_compat, conversations, web, collections, documents, ops, slack, slack_channels, admin):
     router.include_router(module.router)
 router.include_router(admin.page_router)

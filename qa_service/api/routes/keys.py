@@ -6,13 +6,15 @@ from typing import Literal
 
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from qa_service.api.blocking import bounded_wait
-from qa_service.api.deps import AdminAuth, KeysDep, SettingsDep
+from qa_service.api.deps import AdminAuth, KeysDep, ServiceDep, SettingsDep
 from qa_service.api.routes.responses import errors
 from qa_service.api.security import BOOTSTRAP_ADMIN_ID, BOOTSTRAP_CHAT_ID
 from qa_service.errors import InvalidInputError, NotFoundError
 from qa_service.keys import ApiKey
+from qa_service.keys.principal import validate_collection_name
 from qa_service.keys.store import MAX_NAME_CHARS
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], dependencies=[AdminAuth])
@@ -71,10 +73,17 @@ def _out(key: ApiKey) -> KeyOut:
     "",
     response_model=KeyCreated,
     status_code=201,
-    responses=errors(401, 403, 422, 429, 503),
+    responses=errors(401, 403, 404, 422, 429, 503),
     summary="Create a key; the response is the only time its secret is shown.",
 )
-async def create_key(body: KeyCreate, keys: KeysDep, settings: SettingsDep, response: Response) -> KeyCreated:
+async def create_key(
+    body: KeyCreate, keys: KeysDep, settings: SettingsDep, service: ServiceDep, response: Response
+) -> KeyCreated:
+    def check_collections() -> None:  # a key names existing collections (404 otherwise)
+        for name in body.collections:
+            service.collection(validate_collection_name(name))
+
+    await run_in_threadpool(check_collections)
     key, secret = await bounded_wait(
         keys.create, body.role, body.collections, body.name, seconds=settings.database_timeout_seconds
     )

@@ -17,10 +17,10 @@ router = APIRouter(tags=["ops"])
 
 @router.get("/healthz", response_model=Health, responses=errors(503), summary="Liveness and index size.")
 async def healthz(request: Request, service: ServiceDep, settings: SettingsDep) -> Health:
-    """Alive as long as the process answers: the index size comes from the store within
-    QA_DATABASE_TIMEOUT_SECONDS, else (a stalled database) the last size seen."""
+    """Alive as long as the process answers: the index size (all collections) comes from the store
+    within QA_DATABASE_TIMEOUT_SECONDS, else (a stalled database) the last size seen."""
     try:
-        documents, sentences, _ = await bounded_wait(service.store.counts, seconds=settings.database_timeout_seconds)
+        documents, sentences, _ = await bounded_wait(service.counts, seconds=settings.database_timeout_seconds)
         request.app.state.last_counts = (documents, sentences)
     except DatabaseUnavailableError:
         documents, sentences = getattr(request.app.state, "last_counts", (0, 0))

@@ -8,6 +8,7 @@ _TEXT = {
     401: "Missing or invalid API key.",
     403: "Not allowed (e.g. document management disabled).",
     404: "Not found.",
+    409: "Conflict: the name is taken, or `default` cannot be renamed or deleted.",
     413: "Request body or upload too large.",
     415: "Unsupported file type.",
     422: "Invalid request; the message names the field.",

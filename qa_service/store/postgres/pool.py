@@ -20,7 +20,7 @@ from pgvector.psycopg import register_vector
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from qa_service.errors import DatabaseUnavailableError
+from qa_service.errors import CollectionNotFoundError, DatabaseUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,9 @@ class Postgres:
         try:
             with self.pool.connection(timeout=self.timeout) as conn:
                 yield conn
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as exc:
+            # The tables of a collection another replica deleted (its schema was dropped).
+            raise CollectionNotFoundError("The collection no longer exists (it was deleted).") from exc
         except (psycopg.OperationalError, psycopg.errors.QueryCanceled, PoolTimeout) as exc:
             logger.warning("PostgreSQL at %s unavailable: %s", self.where, exc)
             raise DatabaseUnavailableError(f"The database at {self.where} is unavailable; try again shortly.") from exc

@@ -29,13 +29,13 @@ from haystack_integrations.document_stores.pgvector.filters import _convert_filt
 from psycopg import sql
 
 from qa_service.errors import InvalidInputError
-from qa_service.store.database import keyword_terms
+from qa_service.store.keywords import keyword_terms
 from qa_service.store.manifest import Manifest, corpus_hash
-from qa_service.store.pgvector_rows import as_vector, count_terms, insert_documents
-from qa_service.store.pgvector_schema import PASSAGES, SENTENCES, IndexIdentity, create_schema, read_meta
-from qa_service.store.postgres import DEFAULT_TIMEOUT, Postgres
+from qa_service.store.postgres.pool import DEFAULT_TIMEOUT, Postgres
+from qa_service.store.postgres.rows import as_vector, count_terms, insert_documents
+from qa_service.store.postgres.schema import PASSAGES, SENTENCES, IndexIdentity, Tables, create_schema, read_meta
 from qa_service.store.records import ApplyResult, SourceDocument, StoredDocument
-from qa_service.store.rows import upserts_from_sentences, validate_source
+from qa_service.store.sentences import upserts_from_sentences, validate_source
 
 _SENTENCE_ID = re.compile(r"^(?P<doc>.+):s(?P<k>\d+)$")
 _RESERVED = ("document_id", "source", "start", "end", "sentence_index", "passage_id", "indexed_at")
@@ -63,8 +63,10 @@ class PgvectorSentenceStore:
         language: str = "english",
         create: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
+        schema: str = "public",
     ) -> None:
         self.connection_string, self.model, self.dimension = connection_string, model, dimension
+        self.schema, self.t = schema, Tables(schema)  # the collection's schema (`public`: default)
         self.pool_size, self.ef_search, self.language, self.create = pool_size, ef_search, language, create
         self.timeout = timeout
         url = connection_string.resolve_value() or ""
@@ -73,6 +75,7 @@ class PgvectorSentenceStore:
             PgvectorDocumentStore(
                 connection_string=connection_string,
                 table_name=table,
+                schema_name=schema,
                 embedding_dimension=dimension,
                 vector_function="cosine_similarity",
                 search_strategy="hnsw",
@@ -86,12 +89,12 @@ class PgvectorSentenceStore:
         self._lang = sql.Literal(language)
         identity = IndexIdentity(model, dimension, language)
         self.db.setup(
-            lambda conn: create_schema(conn, (self.sentences, self.passages), identity, self.db.where, create)
+            lambda conn: create_schema(conn, (self.sentences, self.passages), identity, self.db.where, create, schema)
         )
 
     def _meta(self) -> dict[str, str]:
         with self.db.connection() as conn:
-            return read_meta(conn)
+            return read_meta(conn, self.schema)
 
     @property
     def generation(self) -> int:
@@ -99,7 +102,7 @@ class PgvectorSentenceStore:
 
     @property
     def sentence_count(self) -> int:
-        rows = self.db.rows("SELECT value FROM qa_meta WHERE key = 'sentences'")
+        rows = self.db.rows(f"SELECT value FROM {self.t.meta} WHERE key = 'sentences'")
         return int(rows[0]["value"]) if rows else 0
 
     def counts(self) -> tuple[int, int, int]:
@@ -108,7 +111,7 @@ class PgvectorSentenceStore:
 
     def manifest(self) -> Manifest:
         meta = self._meta()
-        hashes = [r["content_hash"] for r in self.db.rows("SELECT content_hash FROM qa_documents")]
+        hashes = [r["content_hash"] for r in self.db.rows(f"SELECT content_hash FROM {self.t.documents}")]
         documents, sentences, passages = self.counts()
         return Manifest(
             schema_version=meta["schema_version"],
@@ -130,9 +133,13 @@ class PgvectorSentenceStore:
         with self.db.snapshot():
             yield
 
-    def close(self) -> None:
+    def release(self) -> None:
+        """Close this store's own connections (the shared pool stays open for other collections)."""
         for store in (self.sentences, self.passages):
             store.close()
+
+    def close(self) -> None:
+        self.release()
         self.db.close()
 
     # --- writing ---------------------------------------------------------------------------------
@@ -153,29 +160,31 @@ class PgvectorSentenceStore:
             gone_s = gone_p = 0
             if targets:
                 rows = conn.execute(
-                    f"DELETE FROM {SENTENCES} WHERE meta->>'document_id' = ANY(%s) RETURNING content", (targets,)
+                    f"DELETE FROM {self.t.sentences} WHERE meta->>'document_id' = ANY(%s) RETURNING content", (targets,)
                 ).fetchall()
                 gone_texts += [r[0] for r in rows]
                 gone_s += len(rows)
                 gone_p += conn.execute(
-                    f"DELETE FROM {PASSAGES} WHERE meta->>'document_id' = ANY(%s)", (targets,)
+                    f"DELETE FROM {self.t.passages} WHERE meta->>'document_id' = ANY(%s)", (targets,)
                 ).rowcount
             if sentence_deletes:
                 rows = conn.execute(
-                    f"DELETE FROM {SENTENCES} WHERE id = ANY(%s) RETURNING content", (sentence_deletes,)
+                    f"DELETE FROM {self.t.sentences} WHERE id = ANY(%s) RETURNING content", (sentence_deletes,)
                 ).fetchall()
                 gone_texts += [r[0] for r in rows]
                 gone_s += len(rows)
             removed = [
-                r[0] for r in conn.execute("DELETE FROM qa_documents WHERE id = ANY(%s) RETURNING id", (targets,))
+                r[0]
+                for r in conn.execute(f"DELETE FROM {self.t.documents} WHERE id = ANY(%s) RETURNING id", (targets,))
             ]
             now = time.time()
-            insert_documents(conn, upserts, now, self.sentences, self.passages)
+            insert_documents(conn, upserts, now, self.sentences, self.passages, self.t.documents)
             new_texts = [d.text[a:b] for d in upserts for a, b, _ in d.sentences]
-            count_terms(conn, gone_texts, new_texts)
+            count_terms(conn, gone_texts, new_texts, self.t.term_df)
             generation = int(
                 conn.execute(
-                    "UPDATE qa_meta SET value = (value::bigint + 1)::text WHERE key = 'generation' RETURNING value"
+                    f"UPDATE {self.t.meta} SET value = (value::bigint + 1)::text "
+                    "WHERE key = 'generation' RETURNING value"
                 ).fetchone()[0]  # type: ignore[index]
             )
             deltas = {
@@ -185,10 +194,10 @@ class PgvectorSentenceStore:
             }
             with conn.cursor() as cur:
                 cur.executemany(
-                    "UPDATE qa_meta SET value = (value::bigint + %s)::text WHERE key = %s",
+                    f"UPDATE {self.t.meta} SET value = (value::bigint + %s)::text WHERE key = %s",
                     [(delta, key) for key, delta in deltas.items()],
                 )
-                cur.execute("UPDATE qa_meta SET value = %s WHERE key = 'updated_at'", (str(now),))
+                cur.execute(f"UPDATE {self.t.meta} SET value = %s WHERE key = 'updated_at'", (str(now),))
         gone = set(removed)
         deleted = [d for d in deletes if d in gone]
         return ApplyResult(generation, [d.id for d in upserts], deleted)
@@ -203,7 +212,9 @@ class PgvectorSentenceStore:
             raise InvalidInputError(f"Query vector of shape {vector.shape}; the index expects ({self.dimension},).")
         where, params = _where(filters) if filters else (sql.SQL(""), ())
         query_sql = (
-            sql.SQL("SELECT id, 1 - (embedding <=> %s) AS score FROM {table}").format(table=sql.Identifier(table))
+            sql.SQL("SELECT id, 1 - (embedding <=> %s) AS score FROM {table}").format(
+                table=sql.Identifier(self.schema, table)
+            )
             + where
             + sql.SQL(" ORDER BY embedding <=> %s LIMIT %s")
         )
@@ -220,7 +231,7 @@ class PgvectorSentenceStore:
 
     def allowed_sentence_ids(self, filters: dict[str, Any]) -> list[str]:
         where, params = _where(filters)
-        return [r["id"] for r in self.db.rows(sql.SQL(f"SELECT id FROM {SENTENCES}") + where, params)]
+        return [r["id"] for r in self.db.rows(sql.SQL(f"SELECT id FROM {self.t.sentences}") + where, params)]
 
     def _keyword(self, table: str, text: str, k: int, restrict: list[str] | None) -> list[tuple[str, float]]:
         """Full-text search for any of the text's content words, ranked by ts_rank_cd over the stored
@@ -231,7 +242,7 @@ class PgvectorSentenceStore:
         query = sql.SQL(
             "SELECT id, ts_rank_cd(keywords, q) AS score "
             "FROM {table}, websearch_to_tsquery({lang}, %s) AS q WHERE keywords @@ q"
-        ).format(lang=self._lang, table=sql.Identifier(table))
+        ).format(lang=self._lang, table=sql.Identifier(self.schema, table))
         params: list[Any] = [" or ".join(words)]
         if restrict is not None:
             query += sql.SQL(" AND id = ANY(%s)")
@@ -253,7 +264,7 @@ class PgvectorSentenceStore:
         if not ids:
             return []
         columns = "id, content, meta" + (", embedding, blob_data" if vectors else "")
-        rows = self.db.rows(f"SELECT {columns} FROM {SENTENCES} WHERE id = ANY(%s)", (list(ids),))
+        rows = self.db.rows(f"SELECT {columns} FROM {self.t.sentences} WHERE id = ANY(%s)", (list(ids),))
         out = []
         for r in rows:
             meta = r["meta"]
@@ -276,19 +287,19 @@ class PgvectorSentenceStore:
     def sentences_of_passages(self, passage_ids: list[str]) -> list[str]:
         if not passage_ids:
             return []
-        rows = self.db.rows(f"SELECT id FROM {SENTENCES} WHERE meta->>'passage_id' = ANY(%s)", (passage_ids,))
+        rows = self.db.rows(f"SELECT id FROM {self.t.sentences} WHERE meta->>'passage_id' = ANY(%s)", (passage_ids,))
         return [r["id"] for r in rows]
 
     def passage_vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         if not ids:
             return {}
-        rows = self.db.rows(f"SELECT id, embedding FROM {PASSAGES} WHERE id = ANY(%s)", (list(ids),))
+        rows = self.db.rows(f"SELECT id, embedding FROM {self.t.passages} WHERE id = ANY(%s)", (list(ids),))
         return {r["id"]: as_vector(r["embedding"]) for r in rows}
 
     def term_frequencies(self, terms: list[str]) -> dict[str, int]:
         if not terms:
             return {}
-        rows = self.db.rows("SELECT term, df FROM qa_term_df WHERE term = ANY(%s)", (terms,))
+        rows = self.db.rows(f"SELECT term, df FROM {self.t.term_df} WHERE term = ANY(%s)", (terms,))
         return {r["term"]: int(r["df"]) for r in rows}
 
     # --- reading: documents ------------------------------------------------------------------------
@@ -307,7 +318,7 @@ class PgvectorSentenceStore:
 
     def _documents(self, where: str, params: list[Any]) -> list[StoredDocument]:
         rows = self.db.rows(
-            "SELECT id, source, origin, content_hash, indexed_at, sentence_count, meta FROM qa_documents "
+            f"SELECT id, source, origin, content_hash, indexed_at, sentence_count, meta FROM {self.t.documents} "
             f"{where} ORDER BY source, id",
             params,
         )
@@ -320,14 +331,14 @@ class PgvectorSentenceStore:
 
     def has_sentence(self, document_id: str, start: int, end: int) -> bool:
         rows = self.db.rows(
-            f"SELECT 1 FROM {SENTENCES} WHERE meta->>'document_id' = %s AND (meta->>'start')::int = %s "
+            f"SELECT 1 FROM {self.t.sentences} WHERE meta->>'document_id' = %s AND (meta->>'start')::int = %s "
             "AND (meta->>'end')::int = %s LIMIT 1",
             (document_id, start, end),
         )
         return bool(rows)
 
     def document_text(self, document_id: str) -> str | None:
-        rows = self.db.rows("SELECT text FROM qa_documents WHERE id = %s", (document_id,))
+        rows = self.db.rows(f"SELECT text FROM {self.t.documents} WHERE id = %s", (document_id,))
         return rows[0]["text"] if rows else None
 
     # --- Haystack DocumentStore protocol -----------------------------------------------------------
@@ -370,6 +381,7 @@ class PgvectorSentenceStore:
             language=self.language,
             create=self.create,
             timeout=self.timeout,
+            schema=self.schema,
         )
 
     @classmethod

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = "2"
+from qa_service.store.keywords import keyword_terms
+
+SCHEMA_VERSION = "3"  # 3: collections (a catalog at the index root; schema 2 indexes are upgraded in place)
+UPGRADABLE_VERSIONS = ("2",)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,29 +52,6 @@ CREATE TABLE IF NOT EXISTS term_df (term TEXT PRIMARY KEY, df INTEGER NOT NULL) 
 CREATE VIRTUAL TABLE IF NOT EXISTS sentences_fts USING fts5(text, tokenize='porter unicode61');
 CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(text, tokenize='porter unicode61');
 """
-
-_FTS_STOPWORDS = frozenset(
-    """
-    a an and are as at be been by did do does for from had has have he her his how i in is it its of
-    on or she that the their them they this to was were what when where which who whom whose why
-    will with
-    """.split()
-)
-_WORD = re.compile(r"\w+", re.UNICODE)
-MAX_QUERY_TERMS = 64  # a keyword query is an OR of at most this many words (a question has far fewer)
-
-
-def keyword_terms(text: str) -> list[str]:
-    """The text's first `MAX_QUERY_TERMS` distinct words less stopwords, in order: what keyword search
-    looks for (any of them)."""
-    found: dict[str, None] = {}
-    for match in _WORD.finditer(text.lower()):
-        word = match.group(0)
-        if word not in _FTS_STOPWORDS:
-            found[word] = None
-            if len(found) == MAX_QUERY_TERMS:
-                break
-    return list(found)
 
 
 def fts_query(text: str) -> str | None:

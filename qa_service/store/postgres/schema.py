@@ -17,22 +17,53 @@ from psycopg import Connection, sql
 
 from qa_service.errors import IndexMismatchError, IndexNotFoundError
 
-SCHEMA_VERSION = "pg-1"
+SCHEMA_VERSION = "pg-2"  # pg-2: collections (qa_collections; a pg-1 database is upgraded in place)
+UPGRADABLE_VERSIONS = ("pg-1",)
 SENTENCES, PASSAGES = "qa_sentences", "qa_passages"
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS qa_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS qa_documents (
+CREATE TABLE IF NOT EXISTS {s}.qa_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.qa_documents (
     id TEXT PRIMARY KEY, source TEXT NOT NULL, origin TEXT NOT NULL, content_hash TEXT NOT NULL,
-    text TEXT NOT NULL, meta JSONB NOT NULL DEFAULT '{}', indexed_at DOUBLE PRECISION NOT NULL,
+    text TEXT NOT NULL, meta JSONB NOT NULL DEFAULT '{{}}', indexed_at DOUBLE PRECISION NOT NULL,
     sentence_count INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS qa_documents_origin ON qa_documents (origin);
-CREATE TABLE IF NOT EXISTS qa_term_df (term TEXT PRIMARY KEY, df INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS qa_sentences_document ON qa_sentences ((meta->>'document_id'));
-CREATE INDEX IF NOT EXISTS qa_sentences_passage ON qa_sentences ((meta->>'passage_id'));
-CREATE INDEX IF NOT EXISTS qa_passages_document ON qa_passages ((meta->>'document_id'));
+CREATE INDEX IF NOT EXISTS qa_documents_origin ON {s}.qa_documents (origin);
+CREATE TABLE IF NOT EXISTS {s}.qa_term_df (term TEXT PRIMARY KEY, df INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS qa_sentences_document ON {s}.qa_sentences ((meta->>'document_id'));
+CREATE INDEX IF NOT EXISTS qa_sentences_passage ON {s}.qa_sentences ((meta->>'passage_id'));
+CREATE INDEX IF NOT EXISTS qa_passages_document ON {s}.qa_passages ((meta->>'document_id'));
 """
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The qualified names of one collection's tables (`public` holds collection `default`)."""
+
+    schema: str
+
+    def _q(self, table: str) -> str:
+        return f'"{self.schema}".{table}'
+
+    @property
+    def meta(self) -> str:
+        return self._q("qa_meta")
+
+    @property
+    def documents(self) -> str:
+        return self._q("qa_documents")
+
+    @property
+    def term_df(self) -> str:
+        return self._q("qa_term_df")
+
+    @property
+    def sentences(self) -> str:
+        return self._q(SENTENCES)
+
+    @property
+    def passages(self) -> str:
+        return self._q(PASSAGES)
 
 
 @dataclass(frozen=True)
@@ -44,15 +75,23 @@ class IndexIdentity:
     language: str
 
 
-def read_meta(conn: Connection[Any]) -> dict[str, str]:
-    exists = conn.execute("SELECT to_regclass('qa_meta') IS NOT NULL").fetchone()
+def read_meta(conn: Connection[Any], schema: str = "public") -> dict[str, str]:
+    tables = Tables(schema)
+    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (tables.meta,)).fetchone()
     if not exists or not exists[0]:
         return {}
-    return {k: v for k, v in conn.execute("SELECT key, value FROM qa_meta").fetchall()}
+    return {k: v for k, v in conn.execute(f"SELECT key, value FROM {tables.meta}").fetchall()}
 
 
 def _check(meta: dict[str, str], wanted: IndexIdentity, where: str) -> None:
-    if meta.get("schema_version") != SCHEMA_VERSION:
+    found = meta.get("schema_version")
+    newer = found is not None and found.startswith("pg-") and found[3:].isdigit()
+    if newer and int(str(found)[3:]) > int(SCHEMA_VERSION[3:]):
+        raise IndexMismatchError(
+            f"The database at {where} holds schema {found!r}, written by a newer qa-service; this "
+            f"version reads {SCHEMA_VERSION!r}. Upgrade qa-service."
+        )
+    if found != SCHEMA_VERSION:
         raise IndexMismatchError(
             f"The database at {where} holds schema {meta.get('schema_version')!r}; this version "
             f"reads {SCHEMA_VERSION!r}. Use an empty database."
@@ -76,21 +115,25 @@ def create_schema(
     wanted: IndexIdentity,
     where: str,
     create: bool,
+    schema: str = "public",
 ) -> None:
-    """Check an existing index against `wanted`, or create one (idempotent; run under the setup lock)."""
-    meta = read_meta(conn)
+    """Check an existing index (of the collection in `schema`) against `wanted`, or create one
+    (idempotent; run under the setup lock)."""
+    meta = read_meta(conn, schema)
     if not meta and not create:
         raise IndexNotFoundError(f"No index in {where}; run `qa-service index PATH` first.")
     if meta:
         _check(meta, wanted, where)
+    quoted = sql.Identifier(schema).as_string(conn)
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
     for store in stores:  # the integration creates tables and indexes
         store._ensure_db_setup()
         store.close()  # its own connection is only needed again for `filter_documents`
-    for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+    for statement in filter(None, (s.strip() for s in _SCHEMA.format(s=quoted).split(";"))):
         conn.execute(statement)
     lang = sql.Literal(wanted.language)
     for table in (SENTENCES, PASSAGES):
-        name = sql.Identifier(table)
+        name = sql.Identifier(schema, table)
         # Vectors inline in the row: a sentence row with its token blob passes the TOAST threshold,
         # and out-of-line vectors made every exact distance read ~6 pages (11 ms per search on the
         # SQuAD subset, where the planner prefers a scan to the HNSW index).
@@ -123,5 +166,6 @@ def create_schema(
         }
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO qa_meta(key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING", list(values.items())
+                f"INSERT INTO {Tables(schema).meta}(key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+                list(values.items()),
             )

@@ -52,13 +52,14 @@ def insert_documents(
     now: float,
     sentences_store: PgvectorDocumentStore,
     passages_store: PgvectorDocumentStore,
+    documents_table: str = "qa_documents",
 ) -> None:
     """Insert documents (none may exist: the caller deleted them in the same transaction)."""
     if not upserts:
         return
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO qa_documents(id, source, origin, content_hash, text, meta, indexed_at, sentence_count) "
+            f"INSERT INTO {documents_table}(id, source, origin, content_hash, text, meta, indexed_at, sentence_count) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 (
@@ -102,7 +103,7 @@ def insert_documents(
                 cur.executemany(store._build_insert_statement(DuplicatePolicy.FAIL), rows)
 
 
-def count_terms(conn: Connection[Any], removed: list[str], added: list[str]) -> None:
+def count_terms(conn: Connection[Any], removed: list[str], added: list[str], table: str = "qa_term_df") -> None:
     """Keep sentence frequencies of content terms (IDF of the coverage evidence); sorted upserts, so
     concurrent writers never deadlock on them."""
     counts: dict[str, int] = {}
@@ -115,9 +116,9 @@ def count_terms(conn: Connection[Any], removed: list[str], added: list[str]) -> 
         return
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO qa_term_df(term, df) VALUES (%s, %s) "
+            f"INSERT INTO {table}(term, df) VALUES (%s, %s) "
             "ON CONFLICT (term) DO UPDATE SET df = qa_term_df.df + EXCLUDED.df",
             changes,
         )
     if removed:
-        conn.execute("DELETE FROM qa_term_df WHERE term = ANY(%s) AND df <= 0", ([t for t, _ in changes],))
+        conn.execute(f"DELETE FROM {table} WHERE term = ANY(%s) AND df <= 0", ([t for t, _ in changes],))

@@ -24,21 +24,14 @@ from haystack import Document, default_from_dict, default_to_dict
 from haystack.document_stores.types import DuplicatePolicy
 
 from qa_service.errors import IndexMismatchError, IndexNotFoundError
-from qa_service.store.database import SCHEMA_VERSION, Database
+from qa_service.store.embedded.database import SCHEMA_VERSION, Database
+from qa_service.store.embedded.rows import delete_rows, insert_documents
+from qa_service.store.embedded.vectors import VectorIndex, fsync_dir
 from qa_service.store.failpoints import failpoint
 from qa_service.store.filters import to_sql
 from qa_service.store.manifest import Manifest, corpus_hash
 from qa_service.store.records import ApplyResult, SourceDocument, StoredDocument
-from qa_service.store.rows import (
-    delete_rows,
-    insert_documents,
-    row_to_document,
-    stack,
-    unblob,
-    upserts_from_sentences,
-    validate_source,
-)
-from qa_service.store.vectors import VectorIndex, fsync_dir
+from qa_service.store.sentences import row_to_document, stack, unblob, upserts_from_sentences, validate_source
 
 logger = logging.getLogger(__name__)
 
@@ -102,11 +95,7 @@ class FaissSQLiteDocumentStore:
                 )
             snapshot = self._empty_snapshot(0)
         else:
-            if meta.get("schema_version") != SCHEMA_VERSION:
-                raise IndexMismatchError(
-                    f"The index in {self.index_dir} has schema {meta.get('schema_version')!r}; this version "
-                    f"reads {SCHEMA_VERSION!r}. Re-index into an empty directory."
-                )
+            check_schema_version(meta.get("schema_version"), self.index_dir)
             self._manifest_from(meta).check_compatible(self.model, self.dimension, self.index_dir)
             snapshot = self._load_generation(int(meta["generation"]), meta["faiss_index"])
             if meta["faiss_index"] != self.faiss_index:
@@ -477,6 +466,22 @@ class FaissSQLiteDocumentStore:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaissSQLiteDocumentStore:
         return default_from_dict(cls, data)
+
+
+def check_schema_version(found: str | None, where: Path) -> None:
+    """IndexMismatchError unless `found` is this version's schema (older ones are upgraded by the
+    catalog before the store opens: `qa_service.store.embedded.catalog`)."""
+    if found == SCHEMA_VERSION:
+        return
+    if found is not None and found.isdigit() and int(found) > int(SCHEMA_VERSION):
+        raise IndexMismatchError(
+            f"The index in {where} has schema {found!r}, written by a newer qa-service; this version reads "
+            f"schema {SCHEMA_VERSION!r}. Upgrade qa-service, or re-index into an empty directory."
+        )
+    raise IndexMismatchError(
+        f"The index in {where} has schema {found!r}; this version reads {SCHEMA_VERSION!r}. "
+        "Re-index into an empty directory."
+    )
 
 
 def _needs_compaction(index: VectorIndex) -> bool:

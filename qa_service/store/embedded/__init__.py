@@ -1,0 +1,1 @@
+"""Embedded backend (QA_STORE=faiss): FAISS vectors + SQLite rows under one directory per collection."""

@@ -1,0 +1,179 @@
+"""The collection routes, and `collection` on the document routes (admin key)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from qa_service.service import QAService
+from tests.api.conftest import ADMIN_HEADERS
+
+VACATION = "Every employee gets 25 days of paid vacation per year."
+RESTART = "To restart the payments database, run the failover script on the standby node."
+
+
+def _service(client: TestClient) -> QAService:
+    return client.app.state.service  # type: ignore[attr-defined,no-any-return]
+
+
+def _create(client: TestClient, name: str, **extra: object) -> dict[str, object]:
+    response = client.post("/v1/collections", json={"name": name, **extra}, headers=ADMIN_HEADERS)
+    assert response.status_code == 201, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+def test_create_list_rename_toggle_delete(client: TestClient) -> None:
+    created = _create(client, "hr")
+    assert created["name"] == "hr" and created["public"] is False
+    assert (created["documents"], created["sentences"]) == (0, 0)
+    assert isinstance(created["id"], str) and created["id"] != "default"
+    assert _create(client, "web", public=True)["public"] is True
+
+    listed = client.get("/v1/collections", headers=ADMIN_HEADERS).json()["collections"]
+    assert [(c["name"], c["public"]) for c in listed] == [("default", True), ("hr", False), ("web", True)]
+    assert listed[0]["id"] == "default" and listed[0]["documents"] == 1  # the seed file of the fixture
+    assert client.get("/v1/collections/hr", headers=ADMIN_HEADERS).json() == created
+
+    renamed = client.patch("/v1/collections/hr", json={"name": "people"}, headers=ADMIN_HEADERS)
+    assert renamed.status_code == 200 and renamed.json()["id"] == created["id"]
+    assert client.get("/v1/collections/hr", headers=ADMIN_HEADERS).status_code == 404
+    toggled = client.patch("/v1/collections/people", json={"public": True}, headers=ADMIN_HEADERS).json()
+    assert toggled["public"] is True and toggled["name"] == "people"
+
+    assert client.delete("/v1/collections/people", headers=ADMIN_HEADERS).status_code == 204
+    assert client.delete("/v1/collections/people", headers=ADMIN_HEADERS).status_code == 404
+    names = [c["name"] for c in client.get("/v1/collections", headers=ADMIN_HEADERS).json()["collections"]]
+    assert names == ["default", "web"]
+
+
+@pytest.mark.parametrize("name", ["", "HR", "hr team", "hr_x", "a" * 65, 7])
+def test_bad_names_get_422_with_the_rule(client: TestClient, name: object) -> None:
+    response = client.post("/v1/collections", json={"name": name}, headers=ADMIN_HEADERS)
+    assert response.status_code == 422
+    assert "[a-z0-9-]" in response.json()["error"]["message"] or "name" in response.json()["error"]["message"]
+    if isinstance(name, str) and name:
+        for method, path in (("GET", f"/v1/collections/{name}"), ("DELETE", f"/v1/collections/{name}")):
+            got = client.request(method, path, headers=ADMIN_HEADERS)
+            assert got.status_code == 422 and "[a-z0-9-]" in got.json()["error"]["message"]
+        listed = client.get("/v1/documents", params={"collection": name}, headers=ADMIN_HEADERS)
+        assert listed.status_code == 422 and "[a-z0-9-]" in listed.json()["error"]["message"]
+
+
+def test_conflicts_and_the_protected_default(client: TestClient) -> None:
+    _create(client, "hr")
+    _create(client, "eng")
+    duplicate = client.post("/v1/collections", json={"name": "hr"}, headers=ADMIN_HEADERS)
+    assert duplicate.status_code == 409 and duplicate.json()["error"]["code"] == "collection_exists"
+    taken = client.patch("/v1/collections/eng", json={"name": "hr"}, headers=ADMIN_HEADERS)
+    assert taken.status_code == 409
+    for response in (
+        client.delete("/v1/collections/default", headers=ADMIN_HEADERS),
+        client.patch("/v1/collections/default", json={"name": "main"}, headers=ADMIN_HEADERS),
+    ):
+        assert response.status_code == 409 and response.json()["error"]["code"] == "collection_protected"
+        assert "default" in response.json()["error"]["message"]
+    private = client.patch("/v1/collections/default", json={"public": False}, headers=ADMIN_HEADERS)
+    assert private.status_code == 200 and private.json()["public"] is False
+    assert client.get("/v1/collections/missing", headers=ADMIN_HEADERS).status_code == 404
+    assert client.patch("/v1/collections/missing", json={"public": True}, headers=ADMIN_HEADERS).status_code == 404
+
+
+def test_collection_routes_need_the_admin_key(client: TestClient) -> None:
+    for method, path, body in (
+        ("GET", "/v1/collections", None),
+        ("POST", "/v1/collections", {"name": "hr"}),
+        ("GET", "/v1/collections/default", None),
+        ("PATCH", "/v1/collections/default", {"public": False}),
+        ("DELETE", "/v1/collections/default", None),
+    ):
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            response = client.request(method, path, json=body, headers=headers)
+            assert response.status_code in (401, 403), (method, path, response.status_code)
+    assert [c.name for c in _service(client).collections()] == ["default"]  # nothing was created
+
+
+def test_documents_go_to_and_are_addressed_in_their_collection(client: TestClient) -> None:
+    _create(client, "hr")
+    _create(client, "eng")
+    hr_doc = client.post(
+        "/v1/documents", json={"source": "leave.txt", "text": VACATION, "collection": "hr"}, headers=ADMIN_HEADERS
+    ).json()
+    assert hr_doc["collection"] == "hr"
+    eng_doc = client.post(
+        "/v1/documents",
+        files={"file": ("restart.txt", RESTART.encode(), "text/plain")},
+        data={"collection": "eng"},
+        headers=ADMIN_HEADERS,
+    )
+    assert eng_doc.status_code == 201, eng_doc.text
+    eng_id = eng_doc.json()["id"]
+    assert eng_doc.json()["collection"] == "eng"
+
+    def listed(collection: str | None) -> list[str]:
+        params = {"collection": collection} if collection else {}
+        response = client.get("/v1/documents", params=params, headers=ADMIN_HEADERS)
+        assert response.status_code == 200
+        return [d["source"] for d in response.json()["documents"]]
+
+    assert listed("hr") == ["leave.txt"] and listed("eng") == ["restart.txt"]
+    assert "leave.txt" not in listed(None) and "restart.txt" not in listed("default")
+    counts = {
+        c["name"]: c["documents"] for c in client.get("/v1/collections", headers=ADMIN_HEADERS).json()["collections"]
+    }
+    assert counts == {"default": 1, "hr": 1, "eng": 1}
+
+    one = client.get(f"/v1/documents/{eng_id}", params={"collection": "eng"}, headers=ADMIN_HEADERS)
+    assert one.status_code == 200 and one.json()["text"].startswith("To restart")
+    for params in ({}, {"collection": "hr"}):  # not in default, not in hr
+        assert client.get(f"/v1/documents/{eng_id}", params=params, headers=ADMIN_HEADERS).status_code == 404
+        assert client.delete(f"/v1/documents/{eng_id}", params=params, headers=ADMIN_HEADERS).status_code == 404
+    context = client.get(
+        f"/v1/documents/{eng_id}/context", params={"start": 0, "end": len(RESTART), "collection": "eng"}
+    )
+    assert context.status_code == 200 and context.json()["sentence"] == RESTART
+    assert client.get(f"/v1/documents/{eng_id}/context", params={"start": 0, "end": len(RESTART)}).status_code == 404
+
+    answer = _service(client).ask("How do I restart the payments database?", collection="eng")
+    assert [c.document_id for c in answer.citations] == [eng_id]
+    assert (
+        client.delete(f"/v1/documents/{eng_id}", params={"collection": "eng"}, headers=ADMIN_HEADERS).status_code == 204
+    )
+    assert listed("eng") == []
+
+
+def test_uploads_to_a_missing_collection_are_404_and_write_nothing(client: TestClient) -> None:
+    before = client.get("/v1/documents", headers=ADMIN_HEADERS).json()
+    json_upload = client.post(
+        "/v1/documents", json={"source": "a.txt", "text": VACATION, "collection": "nope"}, headers=ADMIN_HEADERS
+    )
+    form_upload = client.post(
+        "/v1/documents",
+        files={"file": ("a.txt", VACATION.encode(), "text/plain")},
+        data={"collection": "nope"},
+        headers=ADMIN_HEADERS,
+    )
+    for response in (json_upload, form_upload):
+        assert response.status_code == 404 and response.json()["error"]["code"] == "collection_not_found"
+    bad = client.post(
+        "/v1/documents", json={"source": "a.txt", "text": VACATION, "collection": "No!"}, headers=ADMIN_HEADERS
+    )
+    assert bad.status_code == 422 and "[a-z0-9-]" in bad.json()["error"]["message"]
+    assert client.get("/v1/documents", params={"collection": "nope"}, headers=ADMIN_HEADERS).status_code == 404
+    assert client.get("/v1/documents", headers=ADMIN_HEADERS).json() == before
+    assert [c["name"] for c in client.get("/v1/collections", headers=ADMIN_HEADERS).json()["collections"]] == [
+        "default"
+    ]
+
+
+def test_deleting_a_collection_removes_its_documents_only(client: TestClient) -> None:
+    _create(client, "hr")
+    client.post(
+        "/v1/documents", json={"source": "leave.txt", "text": VACATION, "collection": "hr"}, headers=ADMIN_HEADERS
+    )
+    default_before = client.get("/v1/documents", headers=ADMIN_HEADERS).json()
+    assert client.delete("/v1/collections/hr", headers=ADMIN_HEADERS).status_code == 204
+    assert client.get("/v1/documents", params={"collection": "hr"}, headers=ADMIN_HEADERS).status_code == 404
+    assert client.get("/v1/documents", headers=ADMIN_HEADERS).json() == default_before
+    recreated = _create(client, "hr")
+    assert recreated["documents"] == 0
