@@ -79,18 +79,24 @@ def test_conflicts_and_the_protected_default(client: TestClient) -> None:
     assert client.patch("/v1/collections/missing", json={"public": True}, headers=ADMIN_HEADERS).status_code == 404
 
 
-def test_collection_routes_need_the_admin_key(client: TestClient) -> None:
+def test_collection_changes_need_the_admin_key_and_listings_show_what_the_caller_may_ask(client: TestClient) -> None:
+    _create(client, "hr")  # private
+    listed = client.get("/v1/collections")  # public chat: anonymous callers see the public collections only
+    assert listed.status_code == 200 and [c["name"] for c in listed.json()["collections"]] == ["default"]
+    assert client.get("/v1/collections/default").status_code == 200
+    assert client.get("/v1/collections/hr").status_code == 403  # the same answer as for a missing one
+    assert client.get("/v1/collections/missing").status_code == 403
+    admin = client.get("/v1/collections", headers=ADMIN_HEADERS).json()["collections"]
+    assert sorted(c["name"] for c in admin) == ["default", "hr"]
     for method, path, body in (
-        ("GET", "/v1/collections", None),
-        ("POST", "/v1/collections", {"name": "hr"}),
-        ("GET", "/v1/collections/default", None),
+        ("POST", "/v1/collections", {"name": "eng"}),
         ("PATCH", "/v1/collections/default", {"public": False}),
         ("DELETE", "/v1/collections/default", None),
     ):
         for headers in ({}, {"Authorization": "Bearer wrong"}):
             response = client.request(method, path, json=body, headers=headers)
             assert response.status_code in (401, 403), (method, path, response.status_code)
-    assert [c.name for c in _service(client).collections()] == ["default"]  # nothing was created
+    assert [c.name for c in _service(client).collections()] == ["default", "hr"]  # nothing was created
 
 
 def test_documents_go_to_and_are_addressed_in_their_collection(client: TestClient) -> None:
@@ -128,10 +134,10 @@ def test_documents_go_to_and_are_addressed_in_their_collection(client: TestClien
     for params in ({}, {"collection": "hr"}):  # not in default, not in hr
         assert client.get(f"/v1/documents/{eng_id}", params=params, headers=ADMIN_HEADERS).status_code == 404
         assert client.delete(f"/v1/documents/{eng_id}", params=params, headers=ADMIN_HEADERS).status_code == 404
-    context = client.get(
-        f"/v1/documents/{eng_id}/context", params={"start": 0, "end": len(RESTART), "collection": "eng"}
-    )
+    span = {"start": 0, "end": len(RESTART), "collection": "eng"}
+    context = client.get(f"/v1/documents/{eng_id}/context", params=span, headers=ADMIN_HEADERS)
     assert context.status_code == 200 and context.json()["sentence"] == RESTART
+    assert client.get(f"/v1/documents/{eng_id}/context", params=span).status_code == 403  # eng is private
     assert client.get(f"/v1/documents/{eng_id}/context", params={"start": 0, "end": len(RESTART)}).status_code == 404
 
     answer = _service(client).ask("How do I restart the payments database?", collection="eng")

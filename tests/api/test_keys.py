@@ -19,6 +19,7 @@ from qa_service.api.app import create_app
 from qa_service.api.deps import ChatAuth, PrincipalDep
 from qa_service.api.security import client_identity
 from qa_service.keys.store import hash_secret
+from qa_service.service import QAService
 from qa_service.settings import Settings
 from tests.api.conftest import ADMIN, ADMIN_HEADERS, CHAT
 
@@ -35,6 +36,15 @@ def create(client: TestClient, role: str, collections: list[str] | None = None, 
     )
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def api_settings(api_settings: Settings) -> Settings:
+    """The API's settings with collection `hr` (besides `default`): keys may only name existing collections."""
+    service = QAService(api_settings)
+    service.create_collection("hr")
+    service.close()
+    return api_settings
 
 
 @pytest.fixture

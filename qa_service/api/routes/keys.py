@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from qa_service.api.blocking import bounded_wait
-from qa_service.api.deps import AdminAuth, KeysDep, ServiceDep, SettingsDep
+from qa_service.api.deps import AdminAuth, KeysDep, SettingsDep, get_service
 from qa_service.api.routes.responses import errors
 from qa_service.api.security import BOOTSTRAP_ADMIN_ID, BOOTSTRAP_CHAT_ID
 from qa_service.errors import InvalidInputError, NotFoundError
@@ -77,13 +77,16 @@ def _out(key: ApiKey) -> KeyOut:
     summary="Create a key; the response is the only time its secret is shown.",
 )
 async def create_key(
-    body: KeyCreate, keys: KeysDep, settings: SettingsDep, service: ServiceDep, response: Response
+    body: KeyCreate, keys: KeysDep, settings: SettingsDep, request: Request, response: Response
 ) -> KeyCreated:
-    def check_collections() -> None:  # a key names existing collections (404 otherwise)
-        for name in body.collections:
-            service.collection(validate_collection_name(name))
+    if body.collections:  # a key names existing collections (404 otherwise)
+        service = await get_service(request)
 
-    await run_in_threadpool(check_collections)
+        def check_collections() -> None:
+            for name in body.collections:
+                service.collection(validate_collection_name(name))
+
+        await run_in_threadpool(check_collections)
     key, secret = await bounded_wait(
         keys.create, body.role, body.collections, body.name, seconds=settings.database_timeout_seconds
     )
