@@ -3,6 +3,7 @@ import json
 from fastapi.testclient import TestClient
 
 from qa_service.api.deps import get_service
+from qa_service.store.records import Collection
 from tests.api.conftest import sse_events
 
 QUESTION = "How many troops withdrew from Kherson?"
@@ -34,6 +35,9 @@ class FailingService:
 
     def check_message(self, message: str) -> str:
         return message
+
+    def collection(self, name: str) -> Collection:
+        return Collection(name, name, True, 0.0)
 
     def ask(self, *args: object, **kwargs: object) -> None:
         raise RuntimeError("boom with a secret")
