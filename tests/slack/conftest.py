@@ -5,6 +5,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,6 +42,13 @@ class FakeSlack:
 
 @pytest.fixture
 def fake_slack() -> Iterator[FakeSlack]:
+    with running_fake_slack() as fake:
+        yield fake
+
+
+@contextmanager
+def running_fake_slack() -> Iterator[FakeSlack]:
+    """The fake Slack Web API on a free loopback port, for as long as the block runs."""
     fake = FakeSlack(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -76,8 +84,10 @@ def fake_slack() -> Iterator[FakeSlack]:
     fake.url = f"http://127.0.0.1:{server.server_address[1]}/api/"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield fake
-    server.shutdown()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
 
 
 @pytest.fixture
