@@ -116,3 +116,12 @@ def test_deleting_an_unknown_document_is_404_and_writes_nothing(client: TestClie
     response = client.delete("/v1/documents/no-such-document", headers=ADMIN_HEADERS)
     assert response.status_code == 404 and response.json()["error"]["code"] == "document_not_found"
     assert store.generation == before
+
+
+def test_each_document_request_counts_once_against_the_rate_limit(api_settings) -> None:  # type: ignore[no-untyped-def]
+    from qa_service.api.app import create_app
+
+    limited = api_settings.model_copy(update={"rate_limit_burst": 3, "rate_limit_per_minute": 1})
+    with TestClient(create_app(limited)) as client:
+        statuses = [client.get("/v1/documents", headers=ADMIN_HEADERS).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]

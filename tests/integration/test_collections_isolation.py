@@ -21,7 +21,7 @@ from qa_service.settings import Settings
 from tests.conftest import SEEDS
 from tests.slack.conftest import SECRET as SLACK_SECRET
 from tests.slack.conftest import FakeSlack, event_body, running_fake_slack, signed
-from tests.web.conftest import browser  # noqa: F401  (the module's Chromium)
+from tests.web.conftest import chromium
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -293,6 +293,12 @@ def test_the_command_line_asks_one_collection(teams: Teams, monkeypatch: pytest.
 
 
 # --- a real server: the widget in a browser, and MCP for agents -------------------------------------------
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as launched:
+        yield launched
+
+
 @pytest.fixture(scope="module")
 def live(teams: Teams) -> Iterator[str]:
     from tests.conftest import serve_in_thread

@@ -10,7 +10,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
-from qa_service.api.deps import ManagerAuth, PrincipalDep, ServiceDep
+from qa_service.api.deps import ManagerAuth, ManagerDep, ServiceDep
 from qa_service.api.routes.responses import errors
 from qa_service.api.schemas import DocumentDetail, DocumentInfo, DocumentList, DocumentText
 from qa_service.api.scopes import manageable
@@ -72,7 +72,7 @@ def _info(doc: StoredDocument, collection: str) -> DocumentInfo:
     summary="Upload a file (multipart `file`, optional field `collection`) or JSON {source, text, collection?}; "
     "indexed before the reply.",
 )
-async def upload(request: Request, service: ServiceDep, principal: PrincipalDep) -> DocumentInfo:
+async def upload(request: Request, service: ServiceDep, principal: ManagerDep) -> DocumentInfo:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         try:
@@ -109,7 +109,7 @@ async def upload(request: Request, service: ServiceDep, principal: PrincipalDep)
     summary="The documents of a collection.",
 )
 async def list_documents(
-    service: ServiceDep, principal: PrincipalDep, collection: str = CollectionQuery
+    service: ServiceDep, principal: ManagerDep, collection: str = CollectionQuery
 ) -> DocumentList:
     await run_in_threadpool(manageable, principal, service, validate_name(collection))
     docs = await run_in_threadpool(service.documents, collection)
@@ -123,7 +123,7 @@ async def list_documents(
     summary="One document with its full text (citation offsets index into it).",
 )
 async def get_document(
-    service: ServiceDep, principal: PrincipalDep, document_id: str = DocumentId, collection: str = CollectionQuery
+    service: ServiceDep, principal: ManagerDep, document_id: str = DocumentId, collection: str = CollectionQuery
 ) -> DocumentDetail:
     await run_in_threadpool(manageable, principal, service, validate_name(collection))
     doc = await run_in_threadpool(service.document, document_id, collection)
@@ -139,7 +139,7 @@ async def get_document(
     summary="Remove a document from its collection.",
 )
 async def delete_document(
-    service: ServiceDep, principal: PrincipalDep, document_id: str = DocumentId, collection: str = CollectionQuery
+    service: ServiceDep, principal: ManagerDep, document_id: str = DocumentId, collection: str = CollectionQuery
 ) -> Response:
     await run_in_threadpool(manageable, principal, service, validate_name(collection))
     await run_in_threadpool(service.delete_document, document_id, collection)
