@@ -183,3 +183,76 @@ def test_deleting_a_collection_removes_its_documents_only(client: TestClient) ->
     assert client.get("/v1/documents", headers=ADMIN_HEADERS).json() == default_before
     recreated = _create(client, "hr")
     assert recreated["documents"] == 0
+
+
+def _team_with_history(client: TestClient, name: str, text: str) -> dict[str, object]:
+    """A collection with a document, an answered (and rated) question, and a chat key of its own."""
+    _create(client, name)
+    upload = {"source": f"{name}.txt", "text": text, "collection": name}
+    assert client.post("/v1/documents", json=upload, headers=ADMIN_HEADERS).status_code == 201
+    answer = client.post("/v1/chat", json={"message": text, "collection": name}, headers=ADMIN_HEADERS).json()
+    rating = {"conversation_id": answer["conversation_id"], "turn": answer["turn"], "rating": "down"}
+    assert client.post("/v1/feedback", json=rating, headers=ADMIN_HEADERS).status_code == 201
+    key = client.post("/v1/keys", json={"role": "chat", "collections": [name]}, headers=ADMIN_HEADERS).json()
+    return {"conversation": answer["conversation_id"], "key": key["key"], "id": key["id"]}
+
+
+def test_deleting_a_collection_takes_everything_of_it_and_nothing_else(client: TestClient) -> None:
+    shared, keys = client.app.state.shared, client.app.state.keys  # type: ignore[attr-defined]
+    hr, eng = _team_with_history(client, "hr", VACATION), _team_with_history(client, "eng", RESTART)
+    both = client.post("/v1/keys", json={"role": "chat", "collections": ["hr", "eng"]}, headers=ADMIN_HEADERS).json()
+    for channel, name in (("CHR", "hr"), ("CENG", "eng")):
+        client.put(f"/v1/slack/channels/{channel}", json={"collection": name}, headers=ADMIN_HEADERS)
+    hr_id = _service(client).collection("hr").id
+    logged_before = {q.conversation_id for q in shared.questions.questions(0, 2e9)}
+    assert {hr["conversation"], eng["conversation"]} <= logged_before
+
+    assert client.delete("/v1/collections/hr", headers=ADMIN_HEADERS).status_code == 204
+    assert (
+        shared.conversations.get(hr["conversation"]) is None and shared.conversations.feedback(hr["conversation"]) == []
+    )
+    assert shared.conversations.get(eng["conversation"]) is not None
+    assert len(shared.conversations.feedback(eng["conversation"])) == 1
+    logged_after = {q.conversation_id for q in shared.questions.questions(0, 2e9)}
+    assert logged_after == logged_before - {hr["conversation"]}
+    assert shared.conversations.delete_collection(hr_id) == 0  # nothing of it is left
+    # keys: hr's own key is revoked, the key of both keeps eng; channel mappings follow
+    assert keys.get(hr["id"]).revoked and keys.get(both["id"]).collections == ("eng",)
+    assert not keys.get(eng["id"]).revoked
+    hr_key = {"Authorization": f"Bearer {hr['key']}"}
+    assert client.post("/v1/chat", json={"message": "Vacation?", "collection": "hr"}, headers=hr_key).status_code == 401
+    mapped = {m.channel: m.collection for m in shared.slack_channels.mappings()}
+    assert mapped == {"CENG": "eng"}
+    # a new collection under the old name starts empty and no old key reaches it
+    _create(client, "hr")
+    assert client.get("/v1/documents", params={"collection": "hr"}, headers=ADMIN_HEADERS).json()["documents"] == []
+    both_key = {"Authorization": f"Bearer {both['key']}"}
+    assert (
+        client.post("/v1/chat", json={"message": "Vacation?", "collection": "hr"}, headers=both_key).status_code == 403
+    )
+
+
+def test_a_rename_keeps_keys_channels_and_conversations(client: TestClient) -> None:
+    hr = _team_with_history(client, "hr", VACATION)
+    client.put("/v1/slack/channels/CHR", json={"collection": "hr"}, headers=ADMIN_HEADERS)
+    assert client.patch("/v1/collections/hr", json={"name": "people"}, headers=ADMIN_HEADERS).status_code == 200
+    key = {"Authorization": f"Bearer {hr['key']}"}
+    asked = client.post("/v1/chat", json={"message": VACATION, "collection": "people"}, headers=key)
+    assert asked.status_code == 200 and not asked.json()["abstained"]
+    follow_up = {"message": "And?", "collection": "people", "conversation_id": hr["conversation"]}
+    assert client.post("/v1/chat", json=follow_up, headers=key).json()["conversation_id"] == hr["conversation"]
+    shared = client.app.state.shared  # type: ignore[attr-defined]
+    assert {m.channel: m.collection for m in shared.slack_channels.mappings()} == {"CHR": "people"}
+
+
+def test_a_restart_finishes_a_delete_a_crash_interrupted(api_settings) -> None:  # type: ignore[no-untyped-def]
+    from qa_service.api.app import create_app
+
+    with TestClient(create_app(api_settings)) as client:
+        hr = _team_with_history(client, "hr", VACATION)
+        _service(client).delete_collection("hr")  # the store's part only, as a crash right after it leaves
+    with TestClient(create_app(api_settings)) as client:
+        shared, keys = client.app.state.shared, client.app.state.keys  # type: ignore[attr-defined]
+        assert shared.conversations.get(hr["conversation"]) is None
+        assert [q for q in shared.questions.questions(0, 2e9) if q.conversation_id == hr["conversation"]] == []
+        assert keys.get(hr["id"]).revoked
