@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
@@ -21,8 +22,10 @@ from qa_service.chat import converse
 from qa_service.contract import Answer, Citation
 from qa_service.conversations import ConversationStore
 from qa_service.errors import QAServiceError
+from qa_service.ingest.locations import locate
 from qa_service.question_log import QuestionLog
 from qa_service.service import QAService
+from qa_service.store.collections import NAME_PATTERN
 from qa_service.store.records import Collection
 
 MAX_QUESTION_CHARS = 2000
@@ -56,7 +59,7 @@ Collection_ = Annotated[
     Field(
         min_length=1,
         max_length=64,
-        pattern=r"^[a-z0-9-]+$",
+        pattern=NAME_PATTERN,
         description="The collection to use (`list_collections` shows them); default `default`.",
     ),
 ]
@@ -202,9 +205,12 @@ def build_mcp_server(resolve: Callable[[], ChatResources]) -> MCPServer[Any]:
         _run(lambda: r.authorize(collection))
         service = r.service
         detailed = _run(lambda: service.ask_detailed(query, mode="extractive", collection=collection))
-        hits = []
+        hits, locations = [], {}
         for rank, doc in enumerate(detailed.ranked[:limit], start=1):
             m = doc.meta
+            doc_id = m["document_id"]
+            if doc_id not in locations:  # one look-up per document
+                locations[doc_id] = _run(partial(service.locations, doc_id, collection))
             hits.append(
                 SearchHit(
                     rank=rank,
@@ -214,7 +220,7 @@ def build_mcp_server(resolve: Callable[[], ChatResources]) -> MCPServer[Any]:
                     start=m["start"],
                     end=m["end"],
                     score=round(float(doc.score or 0.0), 4),
-                    location=_run(lambda m=m: service.location_of(m["document_id"], m["start"], collection=collection)),
+                    location=locate(locations[m["document_id"]], m["start"]),
                 )
             )
         lines = [

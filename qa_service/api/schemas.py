@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qa_service.contract import Answer, AnswerMode, Citation
+from qa_service.store.collections import NAME_PATTERN
 
 
 def _not_blank(value: str) -> str:
@@ -19,7 +20,7 @@ COLLECTION_FIELD = Field(
     "default",
     min_length=1,
     max_length=64,
-    pattern=r"^[a-z0-9-]+$",
+    pattern=NAME_PATTERN,
     description="The collection to ask (1-64 characters of a-z, 0-9 and '-'); default `default`.",
 )
 
@@ -158,7 +159,7 @@ class CompletionRequest(BaseModel):
         None,
         min_length=1,
         max_length=64,
-        pattern=r"^[a-z0-9-]+$",
+        pattern=NAME_PATTERN,
         description="The collection to ask, if the model name does not say (they must agree when both do).",
     )
     messages: list[OpenAIMessage] = Field(..., min_length=1)
@@ -210,7 +211,7 @@ class CompletionResponse(BaseModel):
 
 
 class SlackChannelTarget(BaseModel):
-    collection: str = Field(..., min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$")
+    collection: str = Field(..., min_length=1, max_length=64, pattern=NAME_PATTERN)
 
 
 class SlackChannelMapping(BaseModel):

@@ -14,28 +14,20 @@ its own collections only (admins: all).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
 from qa_service.errors import ForbiddenError, InvalidInputError
+from qa_service.store.collections import DEFAULT
+from qa_service.store.collections import validate_name as validate_collection_name
 
 Role = Literal["admin", "manager", "chat"]
 PrincipalRole = Literal["admin", "manager", "chat", "anonymous"]
 ROLES: tuple[Role, ...] = get_args(Role)
-COLLECTION_PATTERN = r"^[a-z0-9-]{1,64}$"
-DEFAULT_COLLECTION = "default"
+DEFAULT_COLLECTION = DEFAULT
 # One message for every out-of-scope case: it says nothing of whether the collection exists.
 OUT_OF_SCOPE = "This key may not use that collection."
-_NAME = re.compile(COLLECTION_PATTERN)
-
-
-def validate_collection_name(name: str) -> str:
-    """`name` if it is a valid collection name, else InvalidInputError (422) saying what is allowed."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise InvalidInputError(f"Invalid collection name {str(name)[:80]!r}: use 1-64 characters of a-z, 0-9 and '-'.")
-    return name
 
 
 def validate_scope(role: Role, collections: Iterable[str]) -> tuple[str, ...]:

@@ -22,10 +22,10 @@ from psycopg import Connection
 from qa_service.errors import InvalidInputError
 from qa_service.settings import Settings
 from qa_service.sqlite_state import StateConnections
+from qa_service.store.collections import NAME_PATTERN
 from qa_service.store.postgres import Postgres
 
 _CHANNEL_ID = re.compile(r"^[A-Z0-9]{1,32}$")
-_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
 _SQLITE_SCHEMA = "CREATE TABLE IF NOT EXISTS slack_channels (channel TEXT PRIMARY KEY, collection TEXT NOT NULL)"
 PG_SCHEMA = "CREATE TABLE IF NOT EXISTS qa_slack_channels (channel TEXT PRIMARY KEY, collection TEXT NOT NULL)"
 
@@ -50,7 +50,7 @@ def settings_mappings(settings: Settings) -> dict[str, str]:
     mappings.update(settings.slack_channels)
     for channel, collection in mappings.items():
         check_channel_id(channel)
-        if not _NAME.match(collection):
+        if not re.fullmatch(NAME_PATTERN, collection):
             raise InvalidInputError(f"Slack channel {channel} maps to {collection!r}, which is no collection name.")
     return mappings
 
@@ -85,6 +85,9 @@ class ChannelMap(ABC):
 
     @abstractmethod
     def rename_collection(self, old: str, new: str) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
 
     @abstractmethod
     def forget_collection(self, name: str) -> int:

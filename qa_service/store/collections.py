@@ -13,7 +13,8 @@ from qa_service.errors import CollectionProtectedError, InvalidInputError
 
 DEFAULT = "default"
 NAME_RULE = "1-64 characters of lowercase letters, digits and '-' ([a-z0-9-])"
-_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
+NAME_PATTERN = r"^[a-z0-9-]{1,64}$"  # also the pattern of every API field and parameter naming one
+_NAME = re.compile(NAME_PATTERN)
 
 
 def validate_name(name: object) -> str:

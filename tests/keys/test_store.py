@@ -161,7 +161,7 @@ def test_scopes_follow_renamed_and_deleted_collections(backend: Backend) -> None
         ("admin", ["hr"], None, "leave 'collections' empty"),
         ("chat", [], None, "needs 'collections'"),
         ("manager", [], None, "needs 'collections'"),
-        ("chat", ["HR"], None, "1-64 characters of a-z, 0-9"),
+        ("chat", ["HR"], None, "1-64 characters of lowercase letters"),
         ("chat", ["a" * 65], None, "1-64 characters"),
         ("chat", [""], None, "1-64 characters"),
         ("chat", ["hr", "eng", "hr"], None, "more than once: hr"),

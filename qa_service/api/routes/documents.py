@@ -108,9 +108,7 @@ async def upload(request: Request, service: ServiceDep, principal: ManagerDep) -
     responses=errors(401, 403, 404, 422, 429, 503),
     summary="The documents of a collection.",
 )
-async def list_documents(
-    service: ServiceDep, principal: ManagerDep, collection: str = CollectionQuery
-) -> DocumentList:
+async def list_documents(service: ServiceDep, principal: ManagerDep, collection: str = CollectionQuery) -> DocumentList:
     await run_in_threadpool(manageable, principal, service, validate_name(collection))
     docs = await run_in_threadpool(service.documents, collection)
     return DocumentList(documents=[_info(d, collection) for d in docs])

@@ -33,6 +33,7 @@ from qa_service.contract import AnswerMode, Turn
 from qa_service.conversations import DEFAULT_COLLECTION
 from qa_service.errors import InvalidInputError, QAServiceError
 from qa_service.service import QAService
+from qa_service.store.collections import NAME_PATTERN
 
 router = APIRouter(tags=["openai"])
 logger = logging.getLogger(__name__)
@@ -136,7 +137,6 @@ _MODES: dict[str, AnswerMode | None] = {
     "qa-service-extractive": "extractive",
 }
 MODEL_PREFIX = "qa-service/"
-_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
 
 
 @router.get(
@@ -165,7 +165,7 @@ def target_collection(body: CompletionRequest) -> str:
     base, slash, named = body.model.partition("/")
     if base not in _MODES or not slash:
         return body.collection or DEFAULT_COLLECTION
-    if not _NAME.match(named):
+    if not re.fullmatch(NAME_PATTERN, named):
         raise InvalidInputError(
             f"The model {body.model!r} names no valid collection: use qa-service/NAME, NAME being 1-64 characters "
             "of a-z, 0-9 and '-' (GET /v1/models lists them)."

@@ -12,6 +12,7 @@ from qa_service.api.deps import ChatAuth, PrincipalDep, ServiceDep
 from qa_service.api.routes.responses import errors
 from qa_service.api.schemas import CitationContext
 from qa_service.api.scopes import askable
+from qa_service.store.collections import NAME_PATTERN
 
 router = APIRouter()
 _WEB = resources.files("qa_service") / "web"
@@ -27,7 +28,7 @@ def widget_js() -> Response:
 
 
 @router.get("/", include_in_schema=False, response_class=HTMLResponse)
-def demo_page(collection: str = Query("default", pattern=r"^[a-z0-9-]{1,64}$")) -> HTMLResponse:
+def demo_page(collection: str = Query("default", pattern=NAME_PATTERN)) -> HTMLResponse:
     """The demo page; `?collection=NAME` makes its widget ask that collection (`data-collection`)."""
     page = (_WEB / "demo.html").read_text(encoding="utf-8")
     if collection != "default":  # the pattern admits no quote or markup
@@ -49,7 +50,7 @@ async def citation_context(
     document_id: str = Path(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$"),
     start: int = Query(..., ge=0, le=2**40),
     end: int = Query(..., ge=0, le=2**40),
-    collection: str = Query("default", min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$"),
+    collection: str = Query("default", min_length=1, max_length=64, pattern=NAME_PATTERN),
 ) -> CitationContext:
     await run_in_threadpool(askable, principal, service, collection)
     source, before, sentence, after = await run_in_threadpool(
