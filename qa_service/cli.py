@@ -212,7 +212,10 @@ def bench(
         list[str] | None, typer.Option(help="Settings for the scale test only, NAME=VALUE (repeatable).")
     ] = None,
     parts: Annotated[
-        str, typer.Option(help="Comma-separated parts to run: compare, eval, scale (others keep earlier results).")
+        str,
+        typer.Option(
+            help="Comma-separated parts to run: compare, eval, collections, scale (others keep earlier results)."
+        ),
     ] = "compare,eval,scale",
     workers: Annotated[int, typer.Option(min=1, help="Also serve ours with N worker processes (1: skip).")] = 2,
 ) -> None:

@@ -98,6 +98,19 @@ def markdown(report: dict[str, Any]) -> str:
                 if k in e
             ),
         ]
+    if "collections" in report:
+        c = report["collections"]
+        lines += [
+            "",
+            f"| a collection of {c['small_collection_sentences']} sentences, answer time | p50 ms | p95 ms |",
+            "| --- | ---: | ---: |",
+            f"| alone in its index | {c['alone']['p50_ms']} | {c['alone']['p95_ms']} |",
+            f"| beside {c['other_sentences']:,} other sentences | {c['beside_others']['p50_ms']} "
+            f"| {c['beside_others']['p95_ms']} |",
+            f"| ratio (target ≤ 1.20) | {c['p50_ratio']} | {c['p95_ratio']} |",
+            "",
+            f"Same citations alone and beside: {c['same_citations']}.",
+        ]
     if "scale" in report:
         s = report["scale"]
         lines += [

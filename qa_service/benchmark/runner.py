@@ -202,6 +202,10 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Path]:
     if "eval" in cfg.parts:
         cfg.log("eval: SQuAD subset")
         report["eval"] = evaluate_squad(cfg.squad, Settings(**cfg.settings), limit=cfg.eval_limit)
+    if "collections" in cfg.parts:
+        from qa_service.benchmark.collection_latency import run_collection_latency
+
+        report["collections"] = run_collection_latency(cfg.squad, work / "collections", cfg.settings, log=cfg.log)
     if "scale" in cfg.parts and cfg.scale_sentences:
         from qa_service.benchmark.scale import run_scale
 

@@ -65,3 +65,22 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     if REFERENCE_PYTHON.exists():
         assert report["reference"]["http"]["4"]["errors"] == 0
+
+
+def test_collection_latency_part_measures_alone_and_beside_others(tmp_path: Path) -> None:
+    from qa_service.benchmark.collection_latency import run_collection_latency
+    from qa_service.benchmark.report import markdown
+
+    figures = run_collection_latency(
+        _tiny_squad(tmp_path / "squad.json"),
+        tmp_path / "work",
+        {"embedding_model": "hash:64"},
+        others=2_000,
+        rounds=1,
+        log=lambda *_: None,
+    )
+    assert figures["other_sentences"] >= 2_000 and figures["small_collection_sentences"] > 0
+    assert figures["alone"]["answers"] == figures["beside_others"]["answers"] > 0
+    assert figures["same_citations"] is True  # the other collection changes nothing of these answers
+    assert figures["p50_ratio"] == round(figures["beside_others"]["p50_ms"] / figures["alone"]["p50_ms"], 3)
+    assert "beside 2," in markdown({"collections": figures})
