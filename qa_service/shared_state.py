@@ -260,12 +260,7 @@ class SharedState:
 def open_state(settings: Settings) -> SharedState:
     """The state store the settings describe (see the module docstring)."""
     if settings.store == "pgvector" and settings.database_url is not None:
-        db = Postgres.shared(
-            settings.database_url.get_secret_value(),
-            settings.database_pool_size,
-            settings.pgvector_ef_search,
-            settings.database_timeout_seconds,
-        )
+        db = Postgres.of_settings(settings)
         db.setup(create_schema)  # the tables of all three, before any is used
         db.setup(create_question_log_schema)
         db.setup(create_channel_map_schema)

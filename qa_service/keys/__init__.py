@@ -34,11 +34,6 @@ def open_key_store(settings: Settings) -> KeyStore:
         from qa_service.keys.postgres import PostgresKeyStore
         from qa_service.store.postgres import Postgres
 
-        db = Postgres.shared(
-            settings.database_url.get_secret_value(),
-            settings.database_pool_size,
-            settings.pgvector_ef_search,
-            settings.database_timeout_seconds,
-        )
+        db = Postgres.of_settings(settings)
         return PostgresKeyStore(db)
     return SQLiteKeyStore(settings.state_db or settings.index_dir / "state.sqlite")

@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -21,6 +21,9 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from qa_service.errors import CollectionNotFoundError, DatabaseUnavailableError
+
+if TYPE_CHECKING:
+    from qa_service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +101,14 @@ class Postgres:
             if db is None or db.pool.closed:
                 db = cls._shared[key] = cls(url, pool_size, ef_search, timeout)
             return db
+
+    @classmethod
+    def of_settings(cls, settings: Settings) -> Postgres:
+        """The shared pool of QA_DATABASE_URL with the settings' pool size, ef_search and timeout."""
+        url = settings.database_url.get_secret_value() if settings.database_url else ""
+        return cls.shared(
+            url, settings.database_pool_size, settings.pgvector_ef_search, settings.database_timeout_seconds
+        )
 
     @classmethod
     def close_shared(cls, url: str | None = None) -> None:
