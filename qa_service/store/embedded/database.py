@@ -8,7 +8,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-
 # 3: collections (a catalog at the index root; schema 2 indexes are upgraded in place)
 # 4: keyword search on tantivy, per generation, instead of SQLite FTS5 (upgraded in place on open)
 SCHEMA_VERSION = "4"

@@ -121,7 +121,7 @@ class KeywordIndex:
             query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, allowed)])
         hits = self._searcher.search(query, limit, count=False).hits
         ids = self._searcher.fast_field_values(_ID, [address for _, address in hits])
-        return [(int(i), float(score)) for (score, _), i in zip(hits, ids, strict=True)]
+        return [(int(i), float(score)) for (score, _), i in zip(hits, ids, strict=True) if i is not None]
 
 
 def write_generation(

@@ -83,7 +83,7 @@ def keyword_rows(conn: sqlite3.Connection) -> tuple[Iterator[tuple[int, str]], I
     passages = (
         (int(r[0]), str(r[1]))
         for r in conn.execute(
-            "SELECT p.id, d.source || char(10) || substr(d.text, p.start + 1, p.\"end\" - p.start) "
+            'SELECT p.id, d.source || char(10) || substr(d.text, p.start + 1, p."end" - p.start) '
             "FROM passages p JOIN documents d ON d.id = p.document_id ORDER BY p.id"
         )
     )
