@@ -40,7 +40,7 @@ from qa_service.store.sentences import row_to_document, stack, unblob, upserts_f
 logger = logging.getLogger(__name__)
 
 DB_FILE = "store.sqlite"
-_GENERATION_FILE = re.compile(r"^(sentences|passages)-(\d+)\.(faiss|tantivy)(\.staging)?$")
+_GENERATION_FILE = re.compile(r"^(sentences|passages)-(\d+)\.(faiss|tantivy)(\.staging)?")
 _SENTENCE_ID = re.compile(r"^(?P<doc>.+):s(?P<k>\d+)$")
 _PIN_ATTEMPTS = 5
 
