@@ -1,4 +1,4 @@
-"""SQLite side of the index: documents, passages, sentences (with embeddings) and FTS5 tables."""
+"""SQLite side of the index: documents, passages, sentences (with embeddings) and term frequencies."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from qa_service.store.keywords import keyword_terms
-
-SCHEMA_VERSION = "3"  # 3: collections (a catalog at the index root; schema 2 indexes are upgraded in place)
-UPGRADABLE_VERSIONS = ("2",)
+# 3: collections (a catalog at the index root; schema 2 indexes are upgraded in place)
+# 4: keyword search on tantivy, per generation, instead of SQLite FTS5 (upgraded in place on open)
+SCHEMA_VERSION = "4"
+FTS_SCHEMA_VERSION = "3"
+UPGRADABLE_VERSIONS = ("2", "3")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,15 +50,7 @@ CREATE TABLE IF NOT EXISTS sentences (
 CREATE INDEX IF NOT EXISTS sentences_document ON sentences(document_id);
 CREATE INDEX IF NOT EXISTS sentences_passage ON sentences(passage_id);
 CREATE TABLE IF NOT EXISTS term_df (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;
-CREATE VIRTUAL TABLE IF NOT EXISTS sentences_fts USING fts5(text, tokenize='porter unicode61');
-CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(text, tokenize='porter unicode61');
 """
-
-
-def fts_query(text: str) -> str | None:
-    """An OR query of the text's content words, each quoted (no FTS syntax injection)."""
-    words = keyword_terms(text)
-    return " OR ".join(f'"{w}"' for w in words) if words else None
 
 
 class Database:
@@ -146,26 +139,6 @@ class Database:
         marks = ",".join("?" * len(ids))
         rows = self.query(f"SELECT id, embedding FROM passages WHERE id IN ({marks})", ids)
         return {row["id"]: row["embedding"] for row in rows}
-
-    def keyword_search(
-        self, table: str, text: str, limit: int, restrict: list[int] | None = None
-    ) -> list[tuple[int, float]]:
-        """BM25 over `sentences_fts` or `passages_fts`; returns (rowid, score) with higher = better."""
-        if table not in ("sentences_fts", "passages_fts"):
-            raise ValueError(table)
-        match = fts_query(text)
-        if match is None:
-            return []
-        sql = f"SELECT rowid, bm25({table}) AS score FROM {table} WHERE {table} MATCH ?"
-        params: list[object] = [match]
-        if restrict is not None:
-            if not restrict:
-                return []
-            sql += f" AND rowid IN ({','.join('?' * len(restrict))})"
-            params.extend(restrict)
-        sql += " ORDER BY score LIMIT ?"
-        params.append(limit)
-        return [(int(row["rowid"]), -float(row["score"])) for row in self.query(sql, params)]
 
     def term_frequencies(self, terms: list[str]) -> dict[str, int]:
         """Sentence frequency of each term."""

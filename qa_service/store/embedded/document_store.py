@@ -1,8 +1,9 @@
-"""FAISS (vectors) + SQLite (documents, metadata, FTS5) as one Haystack DocumentStore.
+"""FAISS (vectors) + tantivy (keywords) + SQLite (documents, metadata) as one Haystack DocumentStore.
 
-Durability: every change is one SQLite transaction. New FAISS files are written under the next
-generation number *before* the transaction commits the generation pointer, so a crash at any point
-leaves the previous generation loadable; stray files of an uncommitted generation are removed on open.
+Durability: every change is one SQLite transaction. New FAISS files and tantivy directories are written
+under the next generation number *before* the transaction commits the generation pointer, so a crash at
+any point leaves the previous generation loadable; stray files of an uncommitted generation are removed
+on open (the keyword side's design: `qa_service.store.embedded.lexical`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import sqlite3
 import threading
 import time
@@ -24,8 +26,10 @@ from haystack import Document, default_from_dict, default_to_dict
 from haystack.document_stores.types import DuplicatePolicy
 
 from qa_service.errors import IndexMismatchError, IndexNotFoundError
-from qa_service.store.embedded.database import SCHEMA_VERSION, Database
-from qa_service.store.embedded.rows import delete_rows, insert_documents
+from qa_service.store.embedded import lexical
+from qa_service.store.embedded.database import FTS_SCHEMA_VERSION, SCHEMA_VERSION, Database
+from qa_service.store.embedded.lexical import KeywordIndex
+from qa_service.store.embedded.rows import delete_rows, drop_fts, insert_documents, keyword_rows, keyword_texts
 from qa_service.store.embedded.vectors import VectorIndex, fsync_dir
 from qa_service.store.failpoints import failpoint
 from qa_service.store.filters import to_sql
@@ -36,7 +40,7 @@ from qa_service.store.sentences import row_to_document, stack, unblob, upserts_f
 logger = logging.getLogger(__name__)
 
 DB_FILE = "store.sqlite"
-_GENERATION_FILE = re.compile(r"^(sentences|passages)-(\d+)\.faiss")
+_GENERATION_FILE = re.compile(r"^(sentences|passages)-(\d+)\.(faiss|tantivy)(\.staging)?")
 _SENTENCE_ID = re.compile(r"^(?P<doc>.+):s(?P<k>\d+)$")
 _PIN_ATTEMPTS = 5
 
@@ -46,6 +50,8 @@ class Snapshot:
     generation: int
     sentences: VectorIndex
     passages: VectorIndex
+    sentence_keywords: KeywordIndex
+    passage_keywords: KeywordIndex
 
 
 class FaissSQLiteDocumentStore:
@@ -77,6 +83,7 @@ class FaissSQLiteDocumentStore:
 
     # --- opening -------------------------------------------------------------------------------
     def _open(self) -> Snapshot:
+        self._upgrade_keywords()
         meta = self.db.read_meta()
         if not meta:
             now = str(time.time())
@@ -111,10 +118,34 @@ class FaissSQLiteDocumentStore:
     def _empty_snapshot(self, generation: int) -> Snapshot:
         sentences = VectorIndex.create(self.faiss_index, self.dimension)
         passages = VectorIndex.create(self.faiss_index, self.dimension)
-        return Snapshot(generation, sentences, passages)
+        return Snapshot(generation, sentences, passages, KeywordIndex.empty(), KeywordIndex.empty())
 
     def _paths(self, generation: int) -> tuple[Path, Path]:
         return (self.index_dir / f"sentences-{generation}.faiss", self.index_dir / f"passages-{generation}.faiss")
+
+    def _keyword_paths(self, generation: int) -> tuple[Path, Path]:
+        return (self.index_dir / f"sentences-{generation}.tantivy", self.index_dir / f"passages-{generation}.tantivy")
+
+    def _upgrade_keywords(self) -> None:
+        """Upgrade in place: an index whose keyword search was SQLite FTS5 (schema 3, or one the
+        catalog moved on from schema 2) gets the tantivy directories of its committed generation built
+        from its rows, and its FTS5 tables dropped (nothing writes them any more, so they would go stale,
+        and they are a large part of the file), all before the schema version says 4, in one transaction."""
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None or row[0] not in (FTS_SCHEMA_VERSION, SCHEMA_VERSION):
+                return  # new, or refused by check_schema_version
+            generation = int(Database.read_value(conn, "generation"))
+            if generation > 0:
+                for path, rows in zip(self._keyword_paths(generation), keyword_rows(conn), strict=True):
+                    if row[0] != SCHEMA_VERSION or not path.is_dir():
+                        logger.info("Building the keyword index %s", path)
+                        lexical.build(path, rows)
+            failpoint("mid_upgrade")
+            drop_fts(conn)
+            if row[0] != SCHEMA_VERSION:
+                logger.info("Upgraded the index in %s from schema %s to %s", self.index_dir, row[0], SCHEMA_VERSION)
+                Database.write_meta(conn, {"schema_version": SCHEMA_VERSION})
 
     def _load_generation(self, generation: int, spec: str) -> Snapshot:
         if generation == 0:
@@ -126,9 +157,19 @@ class FaissSQLiteDocumentStore:
                     f"The index in {self.index_dir} is missing its vector files for generation {generation}; "
                     "re-index into an empty directory."
                 )
-            snapshot = Snapshot(generation, VectorIndex.load(s_path, spec), VectorIndex.load(p_path, spec))
+            k_s, k_p = self._keyword_paths(generation)
+            snapshot = Snapshot(
+                generation,
+                VectorIndex.load(s_path, spec),
+                VectorIndex.load(p_path, spec),
+                KeywordIndex.load(k_s),
+                KeywordIndex.load(k_p),
+            )
         _, sentences, passages = self.counts()
-        if snapshot.sentences.size != sentences or snapshot.passages.size != passages:
+        if {snapshot.sentences.size, snapshot.sentence_keywords.size} != {sentences} or {
+            snapshot.passages.size,
+            snapshot.passage_keywords.size,
+        } != {passages}:
             raise IndexMismatchError(
                 f"The index in {self.index_dir} is inconsistent ({snapshot.sentences.size} vectors for "
                 f"{sentences} sentences); re-index into an empty directory."
@@ -145,8 +186,11 @@ class FaissSQLiteDocumentStore:
             committed = int(Database.read_value(conn, "generation"))
             for path in self.index_dir.iterdir():
                 match = _GENERATION_FILE.match(path.name)
-                if match and int(match.group(2)) != committed:
-                    path.unlink(missing_ok=True)
+                if match and (int(match.group(2)) != committed or match.group(4)):
+                    if path.is_dir():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink(missing_ok=True)
 
     def refresh(self) -> Snapshot:
         """The generation this thread reads: the one pinned by `snapshot()`, else the latest committed
@@ -293,6 +337,14 @@ class FaissSQLiteDocumentStore:
             ]
             failpoint("mid_write")
             new_s, new_p = insert_documents(conn, upserts)
+            generation = current + 1
+            texts_s, texts_p = keyword_texts(upserts)
+            keywords = []
+            for kind, gone, new, texts in (("sentences", gone_s, new_s, texts_s), ("passages", gone_p, new_p, texts_p)):
+                base = self.index_dir / f"{kind}-{current}.tantivy" if current > 0 else None
+                target = self.index_dir / f"{kind}-{generation}.tantivy"
+                keywords.append(lexical.write_generation(base, target, gone, zip(new[0].tolist(), texts, strict=True)))
+            failpoint("mid_keywords")
             sentences.remove(np.array(gone_s, dtype=np.int64))
             passages.remove(np.array(gone_p, dtype=np.int64))
             if rebuild or _needs_compaction(sentences) or _needs_compaction(passages):
@@ -300,7 +352,6 @@ class FaissSQLiteDocumentStore:
             else:
                 sentences.add(*new_s)
                 passages.add(*new_p)
-            generation = current + 1
             for index, path in zip((sentences, passages), self._paths(generation), strict=True):
                 index.save(path)
                 index.set_search_params(self.nprobe, self.ef_search)
@@ -310,7 +361,7 @@ class FaissSQLiteDocumentStore:
                 conn, {"generation": str(generation), "updated_at": str(time.time()), "faiss_index": self.faiss_index}
             )
             # Readers that see the new generation committed before `apply` swaps it in take these.
-            self._pending = Snapshot(generation, sentences, passages)
+            self._pending = Snapshot(generation, sentences, passages, keywords[0], keywords[1])
         return generation, deleted
 
     def _rebuild(self, conn: sqlite3.Connection) -> tuple[VectorIndex, VectorIndex]:
@@ -354,10 +405,10 @@ class FaissSQLiteDocumentStore:
         return [int(r["id"]) for r in self.db.query(sql, params)]
 
     def keyword_sentences(self, text: str, k: int, restrict: list[int] | None = None) -> list[tuple[int, float]]:
-        return self.db.keyword_search("sentences_fts", text, k, restrict)
+        return self.refresh().sentence_keywords.search(text, k, restrict)
 
     def keyword_passages(self, text: str, k: int, restrict: list[int] | None = None) -> list[tuple[int, float]]:
-        return self.db.keyword_search("passages_fts", text, k, restrict)
+        return self.refresh().passage_keywords.search(text, k, restrict)
 
     def sentence_rows(self, ids: list[int], vectors: bool = True) -> list[sqlite3.Row]:
         return self.db.sentences_by_ids(ids, vectors)

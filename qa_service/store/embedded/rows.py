@@ -1,10 +1,12 @@
-"""Row-level SQL of the embedded store: inserting and deleting documents and their FTS/term rows."""
+"""Row-level SQL of the embedded store: inserting and deleting documents and their term rows, and the
+texts the keyword index (`lexical`) holds for them."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -16,9 +18,7 @@ from qa_service.store.sentences import blob, stack
 def delete_rows(conn: sqlite3.Connection, sentence_ids: list[int], passage_ids: list[int]) -> None:
     texts = [r[0] for i in sentence_ids for r in conn.execute("SELECT text FROM sentences WHERE id = ?", (i,))]
     Database.count_terms(conn, texts, -1)
-    conn.executemany("DELETE FROM sentences_fts WHERE rowid = ?", [(i,) for i in sentence_ids])
     conn.executemany("DELETE FROM sentences WHERE id = ?", [(i,) for i in sentence_ids])
-    conn.executemany("DELETE FROM passages_fts WHERE rowid = ?", [(i,) for i in passage_ids])
 
 
 def insert_documents(
@@ -52,10 +52,6 @@ def insert_documents(
             )
             row_id = int(cur.lastrowid or 0)
             passage_rows.append(row_id)
-            conn.execute(
-                "INSERT INTO passages_fts(rowid, text) VALUES (?, ?)",
-                (row_id, f"{doc.source}\n{doc.text[start:end]}"),
-            )
         p_ids += passage_rows
         p_vecs.append(doc.passage_embeddings)
         for k, (start, end, passage) in enumerate(doc.sentences):
@@ -68,7 +64,33 @@ def insert_documents(
             )
             row_id = int(cur.lastrowid or 0)
             s_ids.append(row_id)
-            conn.execute("INSERT INTO sentences_fts(rowid, text) VALUES (?, ?)", (row_id, text))
         s_vecs.append(doc.sentence_embeddings)
         Database.count_terms(conn, [doc.text[a:b] for a, b, _ in doc.sentences], +1)
     return stack(s_ids, s_vecs), stack(p_ids, p_vecs)
+
+
+def keyword_texts(upserts: list[SourceDocument]) -> tuple[list[str], list[str]]:
+    """What the keyword index holds for the rows `insert_documents` adds, in its id order: each
+    sentence's text, and each passage's text under its document's source name."""
+    sentences = [doc.text[a:b] for doc in upserts for a, b, _ in doc.sentences]
+    passages = [f"{doc.source}\n{doc.text[a:b]}" for doc in upserts for a, b in doc.passages]
+    return sentences, passages
+
+
+def keyword_rows(conn: sqlite3.Connection) -> tuple[Iterator[tuple[int, str]], Iterator[tuple[int, str]]]:
+    """(row id, keyword text) of every stored sentence and passage, as `keyword_texts` makes them."""
+    sentences = ((int(r[0]), str(r[1])) for r in conn.execute("SELECT id, text FROM sentences ORDER BY id"))
+    passages = (
+        (int(r[0]), str(r[1]))
+        for r in conn.execute(
+            'SELECT p.id, d.source || char(10) || substr(d.text, p.start + 1, p."end" - p.start) '
+            "FROM passages p JOIN documents d ON d.id = p.document_id ORDER BY p.id"
+        )
+    )
+    return sentences, passages
+
+
+def drop_fts(conn: sqlite3.Connection) -> None:
+    """Drop the SQLite FTS5 tables of schema 3 (keyword search is tantivy's since schema 4)."""
+    for table in ("sentences_fts", "passages_fts"):
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
