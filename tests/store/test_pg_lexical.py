@@ -163,3 +163,27 @@ def test_a_pg2_database_and_its_collections_are_upgraded_in_place(tmp_path: Path
     upgraded.index_texts([_source("more.txt", "A quetzal nests in tall trees.")], collection="birds")
     assert len(upgraded.store_of("birds").keyword_sentences("quetzal", 10)) == 2
     upgraded.close()
+
+
+def test_answers_never_rank_with_ts_rank_cd(service: QAService, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> None:
+        raise AssertionError("ts_rank_cd in the hot path")
+
+    monkeypatch.setattr(pg_keyword, "ts_rank_cd_search", refuse)
+    service.index_texts([_source(f"f{i}.txt", t) for i, t in enumerate([*COMMON, RARE])])
+    assert service.ask("Where was the quetzal sighting?").model_dump_json()
+
+
+def test_the_top_k_query_can_walk_the_hnsw_index(service: QAService, database_url: str) -> None:
+    service.index_texts([_source(f"f{i}.txt", t) for i, t in enumerate([*COMMON, RARE])])
+    words = bm25.query_terms("quetzal falcon")
+    vector = bm25.query_vector(words, service.store.term_frequencies(words), service.store.sentence_count)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SET enable_seqscan = off")  # a 7-row table is scanned otherwise
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN SELECT id FROM public.qa_sentences ORDER BY bm25 <#> %s::sparsevec LIMIT 10", (vector,)
+            )
+        )
+    assert "qa_sentences_bm25" in plan
