@@ -249,8 +249,8 @@ class PgvectorSentenceStore:
         words = bm25.query_terms(text)
         if not words:
             return []
-        vector = bm25.query_vector(words, self.term_frequencies(words), self.sentence_count)
-        return keyword.bm25_search(self.db, name, vector, k, restrict)
+        query = keyword.BM25Query(text, words, self.term_frequencies(words), self.sentence_count)
+        return keyword.bm25_search(self.db, name, self._lang, query, k, restrict)
 
     def keyword_sentences(self, text: str, k: int, restrict: list[str] | None = None) -> list[tuple[str, float]]:
         return self._keyword(SENTENCES, text, k, restrict)
