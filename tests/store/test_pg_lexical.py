@@ -60,7 +60,15 @@ def service(tmp_path: Path, database_url: str):  # type: ignore[no-untyped-def]
     svc.close()
 
 
-def test_a_rarer_term_outranks_a_common_one(service: QAService) -> None:
+@pytest.fixture(params=["maxscore", "hnsw"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of the top-k search: rare terms' rows (GIN) with the bound, or the HNSW index alone."""
+    if request.param == "hnsw":
+        monkeypatch.setattr(pg_keyword, "CANDIDATE_BUDGET", -1)  # no term is selective
+    return str(request.param)
+
+
+def test_a_rarer_term_outranks_a_common_one(service: QAService, path: str) -> None:
     service.index_texts([_source(f"f{i}.txt", t) for i, t in enumerate([*COMMON, RARE])])
     hits = service.store.keyword_sentences("falcon or quetzal sighting", 10)
     assert _texts(service, hits)[0] == RARE
@@ -69,7 +77,7 @@ def test_a_rarer_term_outranks_a_common_one(service: QAService) -> None:
     assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
 
 
-def test_a_shorter_sentence_outranks_a_longer_one_with_the_same_match(service: QAService) -> None:
+def test_a_shorter_sentence_outranks_a_longer_one_with_the_same_match(service: QAService, path: str) -> None:
     short = "Ocelots hunt alone."
     long = "Ocelots hunt in forests, grasslands, mangrove swamps and marshes across many countries of the south."
     service.index_texts([_source("a.txt", long), _source("b.txt", short)])
@@ -91,7 +99,7 @@ def test_scores_are_bm25_with_the_idf_of_the_current_corpus(service: QAService) 
 
 
 @pytest.mark.parametrize("exact_limit", [pg_keyword.EXACT_RESTRICT, 0])  # scored by key / through the index
-def test_restrict_is_honoured(service: QAService, monkeypatch: pytest.MonkeyPatch, exact_limit: int) -> None:
+def test_restrict_is_honoured(service: QAService, monkeypatch: pytest.MonkeyPatch, exact_limit: int, path: str) -> None:
     monkeypatch.setattr(pg_keyword, "EXACT_RESTRICT", exact_limit)
     service.index_texts([_source(f"f{i}.txt", t) for i, t in enumerate([*COMMON, RARE])])
     everything = service.store.keyword_sentences("falcon quetzal", 10)
@@ -118,7 +126,7 @@ def test_passages_are_searched_too(service: QAService) -> None:
     assert [i for i, _ in hits] == [f"{quetzal}:p0"]
 
 
-def test_each_collection_searches_only_its_own_rows(service: QAService) -> None:
+def test_each_collection_searches_only_its_own_rows(service: QAService, path: str) -> None:
     service.create_collection("birds")
     service.index_texts([_source("q.txt", RARE)], collection="birds")
     service.index_texts([_source("f.txt", COMMON[0])])
