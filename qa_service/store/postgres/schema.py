@@ -2,8 +2,9 @@
 
 `qa_sentences` and `qa_passages` are created by pgvector-haystack's `PgvectorDocumentStore` (HNSW
 cosine index, full-text GIN index); this module adds our indexes, inline vector storage, a stored
-tsvector (GIN: the BM25 leg's candidates), the `bm25` sparse vectors with their HNSW index (pg-3), and `qa_documents`, `qa_term_df` and `qa_meta` (which records what the database was indexed
-with, so that a replica configured differently refuses to start).
+tsvector (GIN: the BM25 leg's candidates), the `bm25` sparse vectors with their HNSW index (pg-3),
+and `qa_documents`, `qa_term_df` and `qa_meta` (which records what the database was indexed with,
+so that a replica configured differently refuses to start).
 """
 
 from __future__ import annotations
