@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     )
     pgvector_ef_search: int = Field(100, ge=1, description="HNSW search breadth in PostgreSQL (hnsw.ef_search).")
     pgvector_language: str = Field("english", description="PostgreSQL text search configuration for keywords.")
+    pgvector_keyword_ranking: Literal["bm25", "ts_rank_cd"] = Field(
+        "bm25",
+        description="PostgreSQL keyword leg: bm25 (BM25 as sparse vectors under an HNSW inner-product index, "
+        "top-k without ranking every match) or ts_rank_cd (the previous full-text ranking of every matching row; "
+        "kept as the reference of bench/pg_lexical.py).",
+    )
     faiss_nprobe: int = Field(16, ge=1, description="IVF lists probed per query.")
     faiss_ef_search: int = Field(64, ge=1, description="HNSW search breadth.")
     embed_batch_size: int = Field(64, ge=1)

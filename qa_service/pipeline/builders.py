@@ -68,6 +68,7 @@ def open_catalog(settings: Settings, create: bool = True) -> CollectionCatalog:
             language=settings.pgvector_language,
             create=create,
             timeout=settings.database_timeout_seconds,
+            keyword_ranking=settings.pgvector_keyword_ranking,
         )
     from qa_service.store.embedded.catalog import EmbeddedCatalog
 

@@ -27,6 +27,7 @@ from qa_service.service import QAService
 from qa_service.settings import Settings
 from tests.store.test_collections import ENG, HR, collection_settings, holdings, sources
 from tests.store.test_contract import backend  # noqa: F401  (the fixture: faiss and pgvector)
+from tests.store.test_pg_lexical import make_pg2
 
 FIXTURE = Path(__file__).parent / "fixtures" / "legacy-v2"
 
@@ -93,7 +94,8 @@ def test_an_embedded_index_of_a_newer_version_refuses_to_open(tmp_path: Path) ->
 
 
 def _make_pg_legacy(url: str) -> None:
-    """Today's pg-1 layout from a pg-2 database: no catalog, schema_version pg-1."""
+    """Today's pg-1 layout from a pg-3 database: no catalog, no BM25 vectors, schema_version pg-1."""
+    make_pg2(url)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DROP TABLE public.qa_collections")
         conn.execute("DROP SEQUENCE public.qa_collection_ids")
@@ -114,7 +116,7 @@ def test_a_postgres_index_built_before_collections_is_upgraded_in_place(tmp_path
     assert [(c.id, c.name) for c in upgraded.collections()] == [("default", "default")]
     assert {q: _answer(upgraded, q) for q in questions} == answers
     assert holdings(upgraded.store) == counts
-    assert upgraded.store.manifest().schema_version == "pg-2"
+    assert upgraded.store.manifest().schema_version == "pg-3"  # pg-1 -> pg-2 (catalog) -> pg-3 (BM25)
     upgraded.create_collection("hr")
     upgraded.index_texts(sources(HR), collection="hr")
     assert {q: _answer(upgraded, q) for q in questions} == answers
@@ -125,7 +127,7 @@ def test_a_postgres_index_of_a_newer_version_refuses_to_open(tmp_path: Path, dat
     settings = collection_settings("pgvector", tmp_path, database_url)
     QAService(settings).close()
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("UPDATE public.qa_meta SET value = 'pg-3' WHERE key = 'schema_version'")
+        conn.execute("UPDATE public.qa_meta SET value = 'pg-4' WHERE key = 'schema_version'")
     with pytest.raises(IndexMismatchError, match="newer qa-service"):
         QAService(settings, create_index=False)
 

@@ -22,7 +22,7 @@ from qa_service.errors import CollectionExistsError, CollectionNotFoundError
 from qa_service.store.collections import DEFAULT, check_not_default, schema_name, validate_name
 from qa_service.store.failpoints import failpoint
 from qa_service.store.postgres.pool import DEFAULT_TIMEOUT, Postgres
-from qa_service.store.postgres.schema import SCHEMA_VERSION, UPGRADABLE_VERSIONS, read_meta
+from qa_service.store.postgres.schema import COLLECTIONS_VERSION, UPGRADABLE_VERSIONS, read_meta
 from qa_service.store.postgres.store import PgvectorSentenceStore
 from qa_service.store.records import Collection
 
@@ -53,8 +53,10 @@ class PostgresCatalog:
         language: str = "english",
         create: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
+        keyword_ranking: str = "bm25",
     ) -> None:
         self._store_args: dict[str, Any] = {
+            "keyword_ranking": keyword_ranking,
             "connection_string": connection_string,
             "model": model,
             "dimension": dimension,
@@ -84,8 +86,10 @@ class PostgresCatalog:
             )
             meta = read_meta(conn, "public")
             if meta.get("schema_version") in UPGRADABLE_VERSIONS:
-                logger.info("Upgrading the database from schema %s to %s", meta["schema_version"], SCHEMA_VERSION)
-                conn.execute("UPDATE public.qa_meta SET value = %s WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+                logger.info("Upgrading the database from schema %s to %s", meta["schema_version"], COLLECTIONS_VERSION)
+                conn.execute(  # pg-2 -> pg-3 follows when the store opens (schema.create_schema)
+                    "UPDATE public.qa_meta SET value = %s WHERE key = 'schema_version'", (COLLECTIONS_VERSION,)
+                )
             known = {schema_name(r[0]) for r in conn.execute("SELECT id FROM public.qa_collections")}
             schemas = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname ~ '^qa_c_[0-9]+$'").fetchall()
             for (name,) in schemas:

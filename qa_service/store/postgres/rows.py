@@ -7,15 +7,21 @@ import json
 from typing import Any
 
 import numpy as np
-from haystack.document_stores.types import DuplicatePolicy
-from haystack_integrations.document_stores.pgvector import PgvectorDocumentStore
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from qa_service.lexical import content_terms
+from qa_service.store.postgres.bm25 import row_vector
 from qa_service.store.records import SourceDocument
 
 TOKENS_MIME = "application/x-qa-int8-tokens"
+# The integration's insert statement plus our `bm25` column (the rows it would write, and their BM25
+# vector in the same statement: a later UPDATE would add a second version of every row to each index).
+_INSERT = (
+    "INSERT INTO {table} (id, embedding, content, blob_data, blob_meta, blob_mime_type, meta, bm25) "
+    "VALUES (%(id)s, %(embedding)s, %(content)s, %(blob_data)s, %(blob_meta)s, %(blob_mime_type)s, %(meta)s, "
+    "%(bm25)s::sparsevec)"
+)
 
 
 def sentence_key(document_id: str, k: int) -> str:
@@ -31,11 +37,14 @@ def as_vector(value: Any) -> np.ndarray:
     return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
 
 
-def _row(key: str, content: str, vector: np.ndarray, meta: dict[str, Any], blob: bytes | None = None) -> dict[str, Any]:
+def _row(
+    table: str, key: str, content: str, vector: np.ndarray, meta: dict[str, Any], blob: bytes | None = None
+) -> dict[str, Any]:
     """One row of a PgvectorDocumentStore table, as its insert statement takes it: what the
     integration's converter makes of a Document, without a Python float list per vector (that
     conversion took 90% of the indexing time)."""
     return {
+        "bm25": row_vector(content, table),
         "id": key,
         "embedding": np.ascontiguousarray(vector, dtype=np.float32),
         "content": content.replace("\x00", ""),
@@ -50,9 +59,9 @@ def insert_documents(
     conn: Connection[Any],
     upserts: list[SourceDocument],
     now: float,
-    sentences_store: PgvectorDocumentStore,
-    passages_store: PgvectorDocumentStore,
-    documents_table: str = "qa_documents",
+    sentences_table: str,
+    passages_table: str,
+    documents_table: str,
 ) -> None:
     """Insert documents (none may exist: the caller deleted them in the same transaction)."""
     if not upserts:
@@ -81,7 +90,7 @@ def insert_documents(
         for k, (start, end) in enumerate(doc.passages):
             meta = {"document_id": doc.id, "passage_index": k, "start": start, "end": end}
             text = f"{doc.source}\n{doc.text[start:end]}"
-            passages.append(_row(passage_key(doc.id, k), text, doc.passage_embeddings[k], meta))
+            passages.append(_row("qa_passages", passage_key(doc.id, k), text, doc.passage_embeddings[k], meta))
         for k, (start, end, passage) in enumerate(doc.sentences):
             meta = {
                 **{k: v for k, v in doc.meta.items() if k != "locations"},  # per document, not per sentence
@@ -95,12 +104,19 @@ def insert_documents(
             }
             tokens = doc.sentence_tokens[k] if doc.sentence_tokens else None
             sentences.append(
-                _row(sentence_key(doc.id, k), doc.text[start:end], doc.sentence_embeddings[k], meta, tokens)
+                _row(
+                    "qa_sentences",
+                    sentence_key(doc.id, k),
+                    doc.text[start:end],
+                    doc.sentence_embeddings[k],
+                    meta,
+                    tokens,
+                )
             )
-    for store, rows in ((passages_store, passages), (sentences_store, sentences)):
+    for table, rows in ((passages_table, passages), (sentences_table, sentences)):
         if rows:
             with conn.cursor() as cur:
-                cur.executemany(store._build_insert_statement(DuplicatePolicy.FAIL), rows)
+                cur.executemany(_INSERT.format(table=table), rows)
 
 
 def count_terms(conn: Connection[Any], removed: list[str], added: list[str], table: str = "qa_term_df") -> None:

@@ -2,12 +2,14 @@
 
 `qa_sentences` and `qa_passages` are created by pgvector-haystack's `PgvectorDocumentStore` (HNSW
 cosine index, full-text GIN index); this module adds our indexes, inline vector storage, a stored
-tsvector, and `qa_documents`, `qa_term_df` and `qa_meta` (which records what the database was indexed
-with, so that a replica configured differently refuses to start).
+tsvector (GIN: the BM25 leg's candidates), the `bm25` sparse vectors with their HNSW index (pg-3),
+and `qa_documents`, `qa_term_df` and `qa_meta` (which records what the database was indexed with,
+so that a replica configured differently refuses to start).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,9 +18,16 @@ from haystack_integrations.document_stores.pgvector import PgvectorDocumentStore
 from psycopg import Connection, sql
 
 from qa_service.errors import IndexMismatchError, IndexNotFoundError
+from qa_service.store.postgres.bm25 import AVGDL, DIMENSION, row_vector
 
-SCHEMA_VERSION = "pg-2"  # pg-2: collections (qa_collections; a pg-1 database is upgraded in place)
-UPGRADABLE_VERSIONS = ("pg-1",)
+logger = logging.getLogger(__name__)
+
+# pg-2: collections (qa_collections; a pg-1 database is upgraded in place by the catalog);
+# pg-3: BM25 sparse vectors (`bm25` column + HNSW index; a pg-2 collection is upgraded when opened).
+SCHEMA_VERSION = "pg-3"
+COLLECTIONS_VERSION = "pg-2"  # what the catalog's upgrade of a pg-1 database writes
+UPGRADABLE_VERSIONS = ("pg-1",)  # upgraded by the catalog, to COLLECTIONS_VERSION
+LEXICAL_UPGRADABLE = ("pg-2",)  # upgraded by `create_schema`, to SCHEMA_VERSION
 SENTENCES, PASSAGES = "qa_sentences", "qa_passages"
 
 _SCHEMA = """
@@ -91,7 +100,7 @@ def _check(meta: dict[str, str], wanted: IndexIdentity, where: str) -> None:
             f"The database at {where} holds schema {found!r}, written by a newer qa-service; this "
             f"version reads {SCHEMA_VERSION!r}. Upgrade qa-service."
         )
-    if found != SCHEMA_VERSION:
+    if found != SCHEMA_VERSION and found not in LEXICAL_UPGRADABLE:
         raise IndexMismatchError(
             f"The database at {where} holds schema {meta.get('schema_version')!r}; this version "
             f"reads {SCHEMA_VERSION!r}. Use an empty database."
@@ -150,6 +159,11 @@ def create_schema(
                 index=sql.Identifier(f"{table}_keywords"), table=name
             )
         )
+    if meta.get("schema_version") in LEXICAL_UPGRADABLE:
+        _upgrade_lexical(conn, schema, str(meta["schema_version"]), where)
+    else:
+        for table in (SENTENCES, PASSAGES):
+            _add_bm25(conn, schema, table)
     if not meta:
         now = str(time.time())
         values = {
@@ -157,6 +171,7 @@ def create_schema(
             "model": wanted.model,
             "dimension": str(wanted.dimension),
             "language": wanted.language,
+            **_bm25_meta(),
             "generation": "0",
             "documents": "0",
             "sentences": "0",
@@ -168,4 +183,52 @@ def create_schema(
             cur.executemany(
                 f"INSERT INTO {Tables(schema).meta}(key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
                 list(values.items()),
+            )
+
+
+def _bm25_meta() -> dict[str, str]:
+    """How the stored BM25 vectors were made (a later version changing any of it must rewrite them)."""
+    return {
+        "bm25_dimension": str(DIMENSION),
+        **{f"bm25_avgdl_{table}": str(length) for table, length in AVGDL.items()},
+    }
+
+
+def _add_bm25(conn: Connection[Any], schema: str, table: str, index: bool = True) -> None:
+    """The `bm25` sparse-vector column and its HNSW inner-product index (idempotent)."""
+    name = sql.Identifier(schema, table)
+    conn.execute(
+        sql.SQL("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS bm25 sparsevec({dim})").format(
+            table=name, dim=sql.Literal(DIMENSION)
+        )
+    )
+    if index:
+        conn.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {index} ON {table} USING hnsw (bm25 sparsevec_ip_ops)").format(
+                index=sql.Identifier(f"{table}_bm25"), table=name
+            )
+        )
+
+
+def _upgrade_lexical(conn: Connection[Any], schema: str, found: str, where: str) -> None:
+    """pg-2 -> pg-3 in one transaction (a crash leaves the pg-2 database whole): every row's BM25
+    vector, then the index over them, then the version."""
+    logger.info("Upgrading %s (schema %s) from %s to %s: BM25 vectors", where, schema, found, SCHEMA_VERSION)
+    with conn.transaction():
+        for table in (SENTENCES, PASSAGES):
+            _add_bm25(conn, schema, table, index=False)
+            name = sql.Identifier(schema, table)
+            rows = conn.execute(sql.SQL("SELECT id, content FROM {table}").format(table=name)).fetchall()
+            with conn.cursor() as cur:
+                cur.executemany(
+                    sql.SQL("UPDATE {table} SET bm25 = %s::sparsevec WHERE id = %s").format(table=name),
+                    [(row_vector(content or "", table), key) for key, content in rows],
+                )
+            _add_bm25(conn, schema, table)
+        meta = Tables(schema).meta
+        with conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO {meta}(key, value) VALUES (%s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                [*_bm25_meta().items(), ("schema_version", SCHEMA_VERSION)],
             )

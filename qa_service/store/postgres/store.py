@@ -29,8 +29,8 @@ from haystack_integrations.document_stores.pgvector.filters import _convert_filt
 from psycopg import sql
 
 from qa_service.errors import InvalidInputError
-from qa_service.store.keywords import keyword_terms
 from qa_service.store.manifest import Manifest, corpus_hash
+from qa_service.store.postgres import bm25, keyword
 from qa_service.store.postgres.pool import DEFAULT_TIMEOUT, Postgres
 from qa_service.store.postgres.rows import as_vector, count_terms, insert_documents
 from qa_service.store.postgres.schema import PASSAGES, SENTENCES, IndexIdentity, Tables, create_schema, read_meta
@@ -64,7 +64,11 @@ class PgvectorSentenceStore:
         create: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
         schema: str = "public",
+        keyword_ranking: str = "bm25",
     ) -> None:
+        if keyword_ranking not in ("bm25", "ts_rank_cd"):
+            raise InvalidInputError(f"Unknown keyword ranking {keyword_ranking!r} (bm25 or ts_rank_cd).")
+        self.keyword_ranking = keyword_ranking
         self.connection_string, self.model, self.dimension = connection_string, model, dimension
         self.schema, self.t = schema, Tables(schema)  # the collection's schema (`public`: default)
         self.pool_size, self.ef_search, self.language, self.create = pool_size, ef_search, language, create
@@ -178,7 +182,7 @@ class PgvectorSentenceStore:
                 for r in conn.execute(f"DELETE FROM {self.t.documents} WHERE id = ANY(%s) RETURNING id", (targets,))
             ]
             now = time.time()
-            insert_documents(conn, upserts, now, self.sentences, self.passages, self.t.documents)
+            insert_documents(conn, upserts, now, self.t.sentences, self.t.passages, self.t.documents)
             new_texts = [d.text[a:b] for d in upserts for a, b, _ in d.sentences]
             count_terms(conn, gone_texts, new_texts, self.t.term_df)
             generation = int(
@@ -234,22 +238,19 @@ class PgvectorSentenceStore:
         return [r["id"] for r in self.db.rows(sql.SQL(f"SELECT id FROM {self.t.sentences}") + where, params)]
 
     def _keyword(self, table: str, text: str, k: int, restrict: list[str] | None) -> list[tuple[str, float]]:
-        """Full-text search for any of the text's content words, ranked by ts_rank_cd over the stored
-        `keywords` tsvector (GIN-indexed)."""
-        words = keyword_terms(text)
-        if not words or (restrict is not None and not restrict):
+        """The `k` rows of best keyword score among those sharing a term with the text (and in
+        `restrict` if given): BM25 through the sparse-vector index (store/postgres/keyword.py), or
+        the previous ts_rank_cd ranking when `keyword_ranking` asks for it."""
+        if restrict is not None and not restrict:
             return []
-        query = sql.SQL(
-            "SELECT id, ts_rank_cd(keywords, q) AS score "
-            "FROM {table}, websearch_to_tsquery({lang}, %s) AS q WHERE keywords @@ q"
-        ).format(lang=self._lang, table=sql.Identifier(self.schema, table))
-        params: list[Any] = [" or ".join(words)]
-        if restrict is not None:
-            query += sql.SQL(" AND id = ANY(%s)")
-            params.append(restrict)
-        query += sql.SQL(" ORDER BY score DESC, id LIMIT %s")
-        params.append(k)
-        return [(r["id"], float(r["score"])) for r in self.db.rows(query, params)]
+        name = sql.Identifier(self.schema, table)
+        if self.keyword_ranking == "ts_rank_cd":
+            return keyword.ts_rank_cd_search(self.db, name, self._lang, text, k, restrict)
+        words = bm25.query_terms(text)
+        if not words:
+            return []
+        query = keyword.BM25Query(text, words, self.term_frequencies(words), self.sentence_count)
+        return keyword.bm25_search(self.db, name, self._lang, query, k, restrict)
 
     def keyword_sentences(self, text: str, k: int, restrict: list[str] | None = None) -> list[tuple[str, float]]:
         return self._keyword(SENTENCES, text, k, restrict)
@@ -382,6 +383,7 @@ class PgvectorSentenceStore:
             create=self.create,
             timeout=self.timeout,
             schema=self.schema,
+            keyword_ranking=self.keyword_ranking,
         )
 
     @classmethod
