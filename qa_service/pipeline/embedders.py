@@ -81,11 +81,12 @@ class SentenceEmbedder(_EncoderComponent):
         self.batch_size = batch_size
         self.token_code = token_code
         self._codec: ProductCodec | None = None
+        self._resolved = token_code == INT8
 
     def warm_up(self) -> None:
         _EncoderComponent.warm_up(self)
-        if self._codec is None and self.token_code != INT8:
-            self._codec = resolve(self.token_code, self.model)
+        if not self._resolved:  # once: a model without a shipped codebook logs its int8 fallback once
+            self._codec, self._resolved = resolve(self.token_code, self.model), True
 
     @component.output_types(documents=list[Document], embeddings=np.ndarray, tokens=list[bytes])
     def run(self, documents: list[Document]) -> dict[str, Any]:

@@ -157,3 +157,11 @@ def test_an_index_naming_a_codebook_not_shipped_refuses_to_open(tmp_path: Path, 
         conn.execute("UPDATE meta SET value = 'pq8:00112233aabbccdd' WHERE key = 'token_code'")
     with pytest.raises(IndexMismatchError, match="does not ship"):
         QAService(settings, create_index=False)
+
+
+def test_a_model_without_a_shipped_codebook_falls_back_to_int8(tmp_path: Path) -> None:
+    service = QAService(Settings(index_dir=tmp_path / "index", embedding_model="hash:64", token_code="pq48"))
+    service.index_texts(TEXTS)
+    assert service.store.manifest().token_code == INT8
+    assert not service.ask("How long is the main span of the Golden Gate Bridge?").abstained
+    service.close()
