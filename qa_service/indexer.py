@@ -20,6 +20,7 @@ from qa_service.pipeline.runner import GraphRunner
 from qa_service.store.collections import DEFAULT, collection_document_id
 from qa_service.store.protocol import SentenceStore
 from qa_service.store.records import SourceDocument
+from qa_service.store.token_codes import transcode
 
 logger = logging.getLogger(__name__)
 
@@ -192,9 +193,12 @@ class Indexer:
         ]
         out = self._pipeline.run({"splitter": {"documents": inputs}})
         embedded = out["sentence_embedder"]
+        # In the store's own code: an index keeps one code (an int8 index keeps taking documents).
+        target = getattr(self.store, "token_code", "")
+        blobs = transcode(embedded["tokens"], target, embedded["embeddings"].shape[1]) if target else embedded["tokens"]
         sentences: dict[str, list[tuple[Document, np.ndarray, bytes]]] = {}
         passages: dict[str, list[Document]] = {}
-        for s, vector, tokens in zip(embedded["documents"], embedded["embeddings"], embedded["tokens"], strict=True):
+        for s, vector, tokens in zip(embedded["documents"], embedded["embeddings"], blobs, strict=True):
             sentences.setdefault(s.meta["document_id"], []).append((s, vector, tokens))
         for p in out["splitter"]["passages"]:
             passages.setdefault(p.meta["document_id"], []).append(p)

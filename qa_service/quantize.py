@@ -1,8 +1,37 @@
-"""Compact storage of token vectors (late interaction needs a few dozen per sentence)."""
+"""Compact storage of token vectors (late interaction needs a few dozen per sentence).
+
+Two codes, named by `Settings.token_code`:
+- `int8`: each unit token vector as int8, scaled by its own largest component (`dimension` bytes a token;
+  the code of every index written before product quantisation);
+- `pqM` (`pq48`): product quantisation, the vector cut into M sub-vectors of `dimension / M` dims, each
+  stored as the byte naming its nearest of 256 centroids (M bytes a token: 8x smaller than int8 at 384
+  dims and M = 48). The codebook is trained once per embedding model on a fixed text sample and ships
+  with the project (`qa_service.codebooks`); it never depends on the corpus being indexed.
+
+A blob describes itself, so no blob can be read with the wrong code: an int8 blob is `n * dimension`
+bytes; a PQ blob is a 4-byte header (`PQ_MAGIC` and the first 3 bytes of its codebook's hash) and then
+`n * M` bytes. With M >= 8 dividing `dimension`, `4 + n * M` is never a multiple of `dimension`, so the
+two never read alike. Decoding a PQ blob gives the centroids' concatenation (renormalised): question
+tokens stay in float against it (asymmetric scoring; the quantisation error is on one side only).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from dataclasses import dataclass
+
 import numpy as np
+
+from qa_service.errors import IndexMismatchError
+
+PQ_MAGIC = 0xA7
+HEADER = 4
+INT8 = "int8"
+
+
+def _unit(matrix: np.ndarray) -> np.ndarray:
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
 def token_blob(tokens: np.ndarray) -> bytes:
@@ -14,6 +43,161 @@ def token_blob(tokens: np.ndarray) -> bytes:
     return np.round(tokens / np.maximum(scale, 1e-12) * 127).astype(np.int8).tobytes()
 
 
-def token_unblob(data: bytes, dimension: int) -> np.ndarray:
+def _int8_unblob(data: bytes, dimension: int) -> np.ndarray:
     matrix = np.frombuffer(data, dtype=np.int8).reshape(-1, dimension).astype(np.float32)
-    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    return _unit(matrix)
+
+
+@dataclass(frozen=True)
+class ProductCodec:
+    """A product quantiser: `centroids` is (M, 256, dimension / M) float32."""
+
+    centroids: np.ndarray
+
+    def __post_init__(self) -> None:
+        m, k, _ = self.centroids.shape
+        if k != 256 or m < 8:
+            raise ValueError(f"A token codebook needs 256 centroids per sub-quantiser and M >= 8, not {m}x{k}.")
+
+    @property
+    def m(self) -> int:
+        return int(self.centroids.shape[0])
+
+    @property
+    def dimension(self) -> int:
+        return int(self.centroids.shape[0] * self.centroids.shape[2])
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the codebook's bytes: what the index manifest records."""
+        return hashlib.sha256(np.ascontiguousarray(self.centroids, dtype=np.float32).tobytes()).hexdigest()
+
+    @property
+    def name(self) -> str:
+        return f"pq{self.m}:{self.digest[:16]}"
+
+    @property
+    def header(self) -> bytes:
+        return bytes([PQ_MAGIC]) + bytes.fromhex(self.digest[:6])
+
+    def codes(self, tokens: np.ndarray) -> np.ndarray:
+        """(n, M) uint8: each sub-vector's nearest centroid (argmax of x.c - |c|^2 / 2)."""
+        m, _, sub = self.centroids.shape
+        parts = np.ascontiguousarray(tokens, dtype=np.float32).reshape(len(tokens), m, sub)
+        out = np.empty((len(tokens), m), dtype=np.uint8)
+        half_norms = 0.5 * np.einsum("mkd,mkd->mk", self.centroids, self.centroids)
+        for j in range(m):
+            out[:, j] = np.argmax(parts[:, j, :] @ self.centroids[j].T - half_norms[j], axis=1)
+        return out
+
+    def encode(self, tokens: np.ndarray) -> bytes:
+        if tokens.size == 0:
+            return b""
+        return self.header + self.codes(tokens).tobytes()
+
+    def encode_many(self, token_sets: list[np.ndarray]) -> list[bytes]:
+        """`encode` of each, in one pass over their concatenation (per-sentence calls cost 48 small
+        matrix products each)."""
+        sizes = [len(t) for t in token_sets]
+        if not any(sizes):
+            return [b"" for _ in token_sets]
+        codes = self.codes(np.concatenate([t for t in token_sets if len(t)]))
+        out, at = [], 0
+        for n in sizes:
+            out.append(self.header + codes[at : at + n].tobytes() if n else b"")
+            at += n
+        return out
+
+    def decode_codes(self, codes: np.ndarray) -> np.ndarray:
+        m = self.m
+        return _unit(self.centroids[np.arange(m)[None, :], codes].reshape(len(codes), self.dimension))
+
+
+_registry: dict[bytes, ProductCodec] = {}
+_registry_lock = threading.Lock()
+
+
+def register(codec: ProductCodec) -> ProductCodec:
+    """Make `codec`'s blobs decodable in this process (shipped codebooks register when first read)."""
+    with _registry_lock:
+        _registry[codec.header] = codec
+    return codec
+
+
+def _codec_of(header: bytes) -> ProductCodec:
+    codec = _registry.get(header)
+    if codec is None:
+        from qa_service.codebooks import load_shipped
+
+        load_shipped()
+        codec = _registry.get(header)
+    if codec is None:
+        raise IndexMismatchError(
+            f"The index holds token vectors coded with codebook {header[1:].hex()}…, which this installation "
+            "does not ship; re-index with QA_TOKEN_CODE=int8 or install the version that wrote it."
+        )
+    return codec
+
+
+def resolve_name(name: str) -> ProductCodec:
+    """The codec an index's manifest names (`pq48:<hash prefix>`); refused when none is known."""
+    prefix = name.partition(":")[2]
+    if len(prefix) < 6:
+        raise IndexMismatchError(f"Unknown token code {name!r}.")
+    codec = _codec_of(bytes([PQ_MAGIC]) + bytes.fromhex(prefix[:6]))
+    if codec.name != name:
+        raise IndexMismatchError(f"Token code {name!r} names a codebook this installation does not ship.")
+    return codec
+
+
+def blob_code(data: bytes, dimension: int) -> str:
+    """The code a blob was written with: `int8`, a codec's `name`, or '' for an empty blob."""
+    if not data:
+        return ""
+    if len(data) % dimension == 0:
+        return INT8
+    return _codec_of(data[:HEADER]).name
+
+
+def token_unblob(data: bytes, dimension: int) -> np.ndarray:
+    """Unit token vectors of one blob, whichever code wrote it."""
+    return decode_blobs([data], dimension)[0]
+
+
+def decode_blobs(blobs: list[bytes], dimension: int) -> tuple[np.ndarray, np.ndarray]:
+    """(tokens, lengths) of non-empty blobs: their unit token vectors stacked in order, and how many
+    each has. Runs of blobs in one code decode in one call."""
+    lengths = np.zeros(len(blobs), dtype=np.int64)
+    parts: list[np.ndarray] = []
+    int8_run: list[bytes] = []
+    pq_run: list[bytes] = []
+    pq_codec: ProductCodec | None = None
+
+    def flush() -> None:
+        nonlocal pq_codec
+        if int8_run:
+            parts.append(_int8_unblob(b"".join(int8_run), dimension))
+            int8_run.clear()
+        if pq_run and pq_codec is not None:
+            codes = np.frombuffer(b"".join(pq_run), dtype=np.uint8).reshape(-1, pq_codec.m)
+            parts.append(pq_codec.decode_codes(codes))
+            pq_run.clear()
+
+    for i, data in enumerate(blobs):
+        if len(data) % dimension == 0:
+            if pq_run:
+                flush()
+            int8_run.append(data)
+            lengths[i] = len(data) // dimension
+            continue
+        codec = _codec_of(data[:HEADER])
+        if codec.dimension != dimension:
+            raise IndexMismatchError(f"Token codebook of dimension {codec.dimension} read with dimension {dimension}.")
+        if int8_run or (pq_codec is not None and codec is not pq_codec):
+            flush()
+        pq_codec = codec
+        pq_run.append(data[HEADER:])
+        lengths[i] = (len(data) - HEADER) // codec.m
+    flush()
+    tokens = np.concatenate(parts) if parts else np.zeros((0, dimension), dtype=np.float32)
+    return tokens, lengths

@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         "Flat",
         description="FAISS index_factory string: Flat (exact), HNSW32, IVF256,Flat, IVF1024,PQ32 ...",
     )
+    token_code: str = Field(
+        "int8",
+        pattern=r"^(int8|pq[0-9]+)$",
+        description="How sentences' token vectors (late interaction) are stored: int8 (dimension bytes a "
+        "token), or pqM: product-quantised to M bytes a token with the codebook shipped for the model "
+        "(qa_service/token_codebooks; a model without one falls back to int8). An index records its code.",
+    )
     store: Literal["faiss", "pgvector"] = Field(
         "faiss",
         description="faiss: the embedded index (FAISS + SQLite under INDEX_DIR, one machine); pgvector: "

@@ -97,7 +97,9 @@ def build_indexing_pipeline(settings: Settings) -> Pipeline:
     pipeline.add_component("splitter", SentenceSplitter(passage_max_words=settings.passage_max_words))
     pipeline.add_component(
         "sentence_embedder",
-        SentenceEmbedder(batch_size=settings.embed_batch_size, **_encoder_args(settings)),
+        SentenceEmbedder(
+            batch_size=settings.embed_batch_size, token_code=settings.token_code, **_encoder_args(settings)
+        ),
     )
     pipeline.connect("splitter.sentences", "sentence_embedder.documents")
     return pipeline

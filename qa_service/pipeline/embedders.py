@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 from haystack import Document, component, default_from_dict, default_to_dict
 
+from qa_service.codebooks import resolve
 from qa_service.embed_batching import EmbedBatcher, batcher_for
 from qa_service.encoders import Encoder, get_encoder
-from qa_service.quantize import token_blob
+from qa_service.quantize import INT8, ProductCodec, token_blob
 
 
 def embedding_text(doc: Document) -> str:
@@ -61,8 +62,8 @@ class SentenceEmbedder(_EncoderComponent):
     come out as one float32 matrix, `embeddings` (row i is `documents[i]`'s), not as per-document
     lists of Python floats: those take 12 KiB per sentence, which bulk indexing cannot afford. The
     sentence's own tokens (title tokens dropped) come out as `tokens`,
-    aligned with `documents` as int8 blobs (`qa_service.quantize`), for late interaction and the
-    sentence-only vector at query time.
+    aligned with `documents` as blobs in `token_code` (`qa_service.quantize`: int8, or product-quantised
+    with the model's shipped codebook), for late interaction and the sentence-only vector at query time.
     """
 
     def __init__(
@@ -73,10 +74,19 @@ class SentenceEmbedder(_EncoderComponent):
         backend: str = "torch",
         cache_dir: str | None = None,
         threads: int | None = None,
+        token_code: str = INT8,
     ) -> None:
         # Not super(): @component rebuilds the class, which breaks zero-argument super().
         _EncoderComponent.__init__(self, model, device, backend, cache_dir, threads)
         self.batch_size = batch_size
+        self.token_code = token_code
+        self._codec: ProductCodec | None = None
+        self._resolved = token_code == INT8
+
+    def warm_up(self) -> None:
+        _EncoderComponent.warm_up(self)
+        if not self._resolved:  # once: a model without a shipped codebook logs its int8 fallback once
+            self._codec, self._resolved = resolve(self.token_code, self.model), True
 
     @component.output_types(documents=list[Document], embeddings=np.ndarray, tokens=list[bytes])
     def run(self, documents: list[Document]) -> dict[str, Any]:
@@ -91,14 +101,16 @@ class SentenceEmbedder(_EncoderComponent):
         for at in range(0, len(documents), chunk):
             part = documents[at : at + chunk]
             encoded = self._encoder.embed_tokens([embedding_text(d) for d in part], self.batch_size)
+            own = []
             for i, (doc, (tokens, pooled)) in enumerate(zip(part, encoded, strict=True), start=at):
                 skip = prefix_tokens.get(title_prefix(doc), 0)
                 vectors[i] = pooled
-                out_tokens.append(token_blob(tokens[skip:] if len(tokens) > skip else tokens))
+                own.append(tokens[skip:] if len(tokens) > skip else tokens)
+            out_tokens.extend(self._codec.encode_many(own) if self._codec else [token_blob(t) for t in own])
         return {"documents": documents, "embeddings": vectors, "tokens": out_tokens}
 
     def to_dict(self) -> dict[str, Any]:
-        return default_to_dict(self, batch_size=self.batch_size, **self._encoder_params())
+        return default_to_dict(self, batch_size=self.batch_size, token_code=self.token_code, **self._encoder_params())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SentenceEmbedder:

@@ -18,7 +18,7 @@ import numpy as np
 from haystack import Document, component, default_from_dict, default_to_dict
 
 from qa_service.lexical import content_terms, coverage, expected_answer_type, matches_answer_type, smoothed_idf
-from qa_service.quantize import token_unblob
+from qa_service.quantize import decode_blobs
 from qa_service.settings import RankerWeights
 from qa_service.store.protocol import SentenceStore, store_from_dict
 from qa_service.store.sentences import row_to_document
@@ -69,10 +69,16 @@ class SentenceRanker:
         titled = np.frombuffer(b"".join(r["embedding"] for r in rows), dtype=np.float32).reshape(len(rows), d)
         blobs = [r["tokens"] for r in rows]
         if all(blobs):
-            lengths = np.array([len(b) // d for b in blobs])
-            tokens = token_unblob(b"".join(blobs), d)
+            tokens, lengths = decode_blobs(blobs, d)
         else:
-            parts = [token_unblob(b, d) if b else titled[i : i + 1] for i, b in enumerate(blobs)]
+            stored, counts = decode_blobs([b for b in blobs if b], d)
+            parts, at, k = [], 0, 0
+            for i, b in enumerate(blobs):
+                if b:
+                    parts.append(stored[at : at + counts[k]])
+                    at, k = at + counts[k], k + 1
+                else:
+                    parts.append(titled[i : i + 1])
             lengths = np.array([len(p) for p in parts])
             tokens = np.concatenate(parts)
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])

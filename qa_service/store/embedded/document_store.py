@@ -26,6 +26,7 @@ from haystack import Document, default_from_dict, default_to_dict
 from haystack.document_stores.types import DuplicatePolicy
 
 from qa_service.errors import IndexMismatchError, IndexNotFoundError
+from qa_service.store import token_codes
 from qa_service.store.embedded import lexical
 from qa_service.store.embedded.database import FTS_SCHEMA_VERSION, SCHEMA_VERSION, Database
 from qa_service.store.embedded.lexical import KeywordIndex
@@ -103,6 +104,7 @@ class FaissSQLiteDocumentStore:
             snapshot = self._empty_snapshot(0)
         else:
             check_schema_version(meta.get("schema_version"), self.index_dir)
+            token_codes.check_readable(meta.get(token_codes.META_KEY))
             self._manifest_from(meta).check_compatible(self.model, self.dimension, self.index_dir)
             snapshot = self._load_generation(int(meta["generation"]), meta["faiss_index"])
             if meta["faiss_index"] != self.faiss_index:
@@ -287,10 +289,16 @@ class FaissSQLiteDocumentStore:
             corpus_hash=corpus_hash(hashes),
             created_at=float(meta["created_at"]),
             updated_at=float(meta["updated_at"]),
+            token_code=meta.get(token_codes.META_KEY, "int8"),
         )
 
     def manifest(self) -> Manifest:
         return self._manifest_from(self.db.read_meta())
+
+    @property
+    def token_code(self) -> str:
+        """The code of this index's token vectors ('' while it holds no sentence: it takes any)."""
+        return (self.db.read_meta().get(token_codes.META_KEY) or "int8") if self.sentence_count else ""
 
     # --- writing ---------------------------------------------------------------------------------
     def apply(
@@ -336,6 +344,12 @@ class FaissSQLiteDocumentStore:
                 d for d in targets if conn.execute("DELETE FROM documents WHERE id = ?", (d,)).rowcount and d in deletes
             ]
             failpoint("mid_write")
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (token_codes.META_KEY,)).fetchone()
+            code = token_codes.settle(
+                row[0] if row else None,
+                lambda: conn.execute("SELECT 1 FROM sentences LIMIT 1").fetchone() is not None,
+                token_codes.batch_code(upserts, self.dimension),
+            )
             new_s, new_p = insert_documents(conn, upserts)
             generation = current + 1
             texts_s, texts_p = keyword_texts(upserts)
@@ -358,7 +372,9 @@ class FaissSQLiteDocumentStore:
             fsync_dir(self.index_dir)
             failpoint("before_commit")
             Database.write_meta(
-                conn, {"generation": str(generation), "updated_at": str(time.time()), "faiss_index": self.faiss_index}
+                conn,
+                {"generation": str(generation), "updated_at": str(time.time()), "faiss_index": self.faiss_index}
+                | ({token_codes.META_KEY: code} if code else {}),
             )
             # Readers that see the new generation committed before `apply` swaps it in take these.
             self._pending = Snapshot(generation, sentences, passages, keywords[0], keywords[1])

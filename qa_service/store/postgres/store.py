@@ -6,8 +6,8 @@ filters to SQL and converts Documents to rows and back; this class runs the sear
 snapshot per answer and writes whole documents in one transaction.
 
 A sentence row is a Haystack Document: id `<document_id>:s<k>`, content = the sentence, embedding =
-its titled vector, blob = its int8 token vectors, meta = offsets, passage id, source and the
-document's metadata (what filters see). The source text, term frequencies and counters are in
+its titled vector, blob = its token vectors (int8 or PQ codes, `qa_service.quantize`), meta = offsets,
+passage id, source and the document's metadata (what filters see). The source text, term frequencies and counters are in
 `qa_documents`, `qa_term_df` and `qa_meta`.
 """
 
@@ -29,6 +29,7 @@ from haystack_integrations.document_stores.pgvector.filters import _convert_filt
 from psycopg import sql
 
 from qa_service.errors import InvalidInputError
+from qa_service.store import token_codes
 from qa_service.store.manifest import Manifest, corpus_hash
 from qa_service.store.postgres import bm25, keyword
 from qa_service.store.postgres.pool import DEFAULT_TIMEOUT, Postgres
@@ -129,7 +130,13 @@ class PgvectorSentenceStore:
             corpus_hash=corpus_hash(hashes),
             created_at=float(meta["created_at"]),
             updated_at=float(meta["updated_at"]),
+            token_code=meta.get(token_codes.META_KEY, "int8"),
         )
+
+    @property
+    def token_code(self) -> str:
+        """The code of this database's token vectors ('' while it holds no sentence: it takes any)."""
+        return (self._meta().get(token_codes.META_KEY) or "int8") if self.sentence_count else ""
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -182,6 +189,18 @@ class PgvectorSentenceStore:
                 for r in conn.execute(f"DELETE FROM {self.t.documents} WHERE id = ANY(%s) RETURNING id", (targets,))
             ]
             now = time.time()
+            row = conn.execute(f"SELECT value FROM {self.t.meta} WHERE key = %s", (token_codes.META_KEY,)).fetchone()
+            code = token_codes.settle(
+                row[0] if row else None,
+                lambda: conn.execute(f"SELECT 1 FROM {self.t.sentences} LIMIT 1").fetchone() is not None,
+                token_codes.batch_code(upserts, self.dimension),
+            )
+            if code:
+                conn.execute(
+                    f"INSERT INTO {self.t.meta}(key, value) VALUES (%s, %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (token_codes.META_KEY, code),
+                )
             insert_documents(conn, upserts, now, self.t.sentences, self.t.passages, self.t.documents)
             new_texts = [d.text[a:b] for d in upserts for a, b, _ in d.sentences]
             count_terms(conn, gone_texts, new_texts, self.t.term_df)

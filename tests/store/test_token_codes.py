@@ -1,0 +1,167 @@
+"""Token codes in the stores: a new index records its code (and codebook hash) in the manifest, an
+index from before PQ (int8 blobs) answers as it did and keeps int8 when given new documents, mixed
+codes are refused, a full re-index adopts the new code, and a codebook this installation lacks is
+refused at open. Both backends."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa_service import codebooks
+from qa_service.errors import IndexMismatchError
+from qa_service.indexer import TextSource
+from qa_service.quantize import INT8, blob_code, token_blob
+from qa_service.service import QAService
+from qa_service.settings import Settings
+from qa_service.store.records import SourceDocument
+from tests.store.test_collection_upgrade import FIXTURE
+from tests.store.test_contract import (
+    DOCS,
+    backend,  # noqa: F401  (the fixture: faiss and pgvector)
+    backend_settings,
+)
+
+TEXTS = [TextSource(source=name, text=text, origin=f"test:{name}") for name, text in DOCS.items()]
+
+
+def tiny_squad(path: Path) -> Path:
+    words = [w.strip(".,").lower() for text in DOCS.values() for w in text.split()]
+    made = [" ".join(words[(7 * i + j) % len(words)] for j in range(12)).capitalize() + "." for i in range(60)]
+    texts = [*DOCS.values(), *(" ".join(made[i : i + 3]) for i in range(0, 60, 3))]
+    paragraphs = [{"context": text, "qas": []} for text in texts]
+    path.write_text(json.dumps({"version": "v2.0", "data": [{"title": "Sample", "paragraphs": paragraphs}]}))
+    return path
+
+
+@pytest.fixture
+def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """A pq8 codebook for the hashing encoder, as if it shipped."""
+    out = tmp_path / "codebooks"
+    info = codebooks.build(tiny_squad(tmp_path / "sample.json"), "hash:64", 8, out_dir=out, max_tokens=5_000)
+    monkeypatch.setattr(codebooks, "SHIPPED", out)
+    return info
+
+
+def test_the_codebook_command_reproduces_its_file(tmp_path: Path) -> None:
+    sample = tiny_squad(tmp_path / "sample.json")
+    first = codebooks.build(sample, "hash:64", 8, out_dir=tmp_path / "a")
+    codebooks.main([str(sample), "--model", "hash:64", "--m", "8", "--out", str(tmp_path / "b")])
+    second = json.loads(codebooks.paths("hash:64", 8, tmp_path / "b")[1].read_text())
+    assert first == second and first["sha256"] == codebooks.load("hash:64", 8, tmp_path / "b").digest  # type: ignore[union-attr]
+
+
+def test_the_shipped_codebook_matches_its_manifest() -> None:
+    codecs = codebooks.load_shipped()
+    assert codecs, "no codebook ships in qa_service/token_codebooks"
+    for meta in codebooks.SHIPPED.glob("*.json"):
+        info = json.loads(meta.read_text())
+        assert info["sample"] == "squad2-dev-subset.json"  # the tuning set, never the validation file
+        assert {"seed", "sample_sha256", "recipe", "command", "sha256"} <= info.keys()
+        sample = Path(__file__).parents[2].parent / "shared" / "eval" / info["sample"]
+        if sample.exists():
+            import hashlib
+
+            assert hashlib.sha256(sample.read_bytes()).hexdigest() == info["sample_sha256"]
+
+
+def _settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest, code: str) -> Settings:  # noqa: F811
+    url = request.getfixturevalue("database_url") if backend == "pgvector" else None
+    return backend_settings(backend, tmp_path, url).model_copy(update={"token_code": code})
+
+
+def test_a_new_index_stores_pq_codes_and_records_them(
+    backend: str,  # noqa: F811
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    shipped: dict[str, object],
+) -> None:
+    service = QAService(_settings(backend, tmp_path, request, "pq8"))
+    service.index_texts(TEXTS)
+    code = f"pq8:{str(shipped['sha256'])[:16]}"
+    assert service.store.manifest().token_code == code
+    rows = service.store.sentence_rows([d.meta["row_id"] for d in service.store.filter_documents()])
+    assert rows and all(blob_code(r["tokens"], 64) == code for r in rows)
+    assert all((len(r["tokens"]) - 4) % 8 == 0 for r in rows)  # header + 8 bytes a token
+    assert not service.ask("How do I restart the payments database?").abstained
+    # int8 sentences into this index are refused (one code per index)
+    unit = np.full((1, 64), 0.125, dtype=np.float32)
+    doc = SourceDocument(
+        id="x",
+        source="x.txt",
+        origin="x",
+        text="A sentence here.",
+        content_hash="h",
+        sentences=[(0, 16, 0)],
+        sentence_embeddings=unit,
+        passages=[(0, 16)],
+        passage_embeddings=unit,
+        sentence_tokens=[token_blob(unit)],
+    )
+    with pytest.raises(IndexMismatchError, match="stores token vectors as pq8"):
+        service.store.apply([doc], [])
+    service.store.close()
+
+
+def test_a_full_reindex_adopts_the_new_code(
+    backend: str,  # noqa: F811
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    shipped: dict[str, object],
+) -> None:
+    old = QAService(_settings(backend, tmp_path, request, "int8"))
+    old.index_texts(TEXTS)
+    assert old.store.manifest().token_code == INT8
+    old.store.close()
+    new = QAService(_settings(backend, tmp_path, request, "pq8"))
+    new.index_texts([TextSource(source="new.txt", text="Penguins swim fast. They live in the south.", origin="n")])
+    assert new.store.manifest().token_code == INT8
+    for doc in new.documents():
+        new.delete_document(doc.id)
+    new.index_texts(TEXTS)
+    assert new.store.manifest().token_code.startswith("pq8:")
+    new.store.close()
+
+
+def test_an_int8_index_from_before_pq_answers_the_same_and_stays_int8(
+    tmp_path: Path, shipped: dict[str, object]
+) -> None:
+    index_dir = tmp_path / "index"
+    shutil.copytree(FIXTURE / "index", index_dir)
+    expected = json.loads((FIXTURE / "expected.json").read_text())["answers"]
+    service = QAService(Settings(index_dir=index_dir, embedding_model="hash:64", token_code="pq8"), create_index=False)
+    for question, answer in expected.items():
+        assert json.loads(service.ask(question).model_dump_json()) == answer
+    assert service.store.manifest().token_code == INT8
+    service.index_texts(TEXTS)
+    assert service.store.manifest().token_code == INT8
+    with sqlite3.connect(index_dir / "store.sqlite") as conn:
+        blobs = [r[0] for r in conn.execute("SELECT tokens FROM sentences")]
+    assert blobs and all(blob_code(b, 64) == INT8 for b in blobs)
+    for question, answer in expected.items():
+        assert json.loads(service.ask(question).model_dump_json())["answer"] == answer["answer"]
+    service.close()
+
+
+def test_an_index_naming_a_codebook_not_shipped_refuses_to_open(tmp_path: Path, shipped: dict[str, object]) -> None:
+    settings = Settings(index_dir=tmp_path / "index", embedding_model="hash:64", token_code="pq8")
+    service = QAService(settings)
+    service.index_texts(TEXTS)
+    service.close()
+    with sqlite3.connect(tmp_path / "index" / "store.sqlite") as conn:
+        conn.execute("UPDATE meta SET value = 'pq8:00112233aabbccdd' WHERE key = 'token_code'")
+    with pytest.raises(IndexMismatchError, match="does not ship"):
+        QAService(settings, create_index=False)
+
+
+def test_a_model_without_a_shipped_codebook_falls_back_to_int8(tmp_path: Path) -> None:
+    service = QAService(Settings(index_dir=tmp_path / "index", embedding_model="hash:64", token_code="pq48"))
+    service.index_texts(TEXTS)
+    assert service.store.manifest().token_code == INT8
+    assert not service.ask("How long is the main span of the Golden Gate Bridge?").abstained
+    service.close()
