@@ -55,11 +55,11 @@ def test_refresh_retries_when_the_files_it_reads_are_removed_meanwhile(
     real_load = vectors_module.VectorIndex.load
     raced = []
 
-    def load_while_another_process_commits(path: Path, spec: str) -> vectors_module.VectorIndex:
+    def load_while_another_process_commits(path: Path, spec: str, *args: object) -> vectors_module.VectorIndex:
         if not raced:  # between reading the generation and its files, a newer one replaces them
             raced.append(path)
             writer.apply([source("b", ["Cats purr."])], [])
-        return real_load(path, spec)
+        return real_load(path, spec, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(vectors_module.VectorIndex, "load", staticmethod(load_while_another_process_commits))
     assert reader.generation == 2 and raced

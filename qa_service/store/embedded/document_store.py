@@ -31,6 +31,7 @@ from qa_service.store.embedded import lexical
 from qa_service.store.embedded.database import FTS_SCHEMA_VERSION, SCHEMA_VERSION, Database
 from qa_service.store.embedded.lexical import KeywordIndex
 from qa_service.store.embedded.rows import delete_rows, drop_fts, insert_documents, keyword_rows, keyword_texts
+from qa_service.store.embedded import vectors
 from qa_service.store.embedded.vectors import VectorIndex, fsync_dir
 from qa_service.store.failpoints import failpoint
 from qa_service.store.filters import to_sql
@@ -44,6 +45,7 @@ DB_FILE = "store.sqlite"
 _GENERATION_FILE = re.compile(r"^(sentences|passages)-(\d+)\.(faiss|tantivy)(\.staging)?")
 _SENTENCE_ID = re.compile(r"^(?P<doc>.+):s(?P<k>\d+)$")
 _PIN_ATTEMPTS = 5
+VECTOR_PARTS_KEY = "vector_parts"  # the committed generation's [delta, tombstones] counts (VectorIndex.parts)
 
 
 @dataclass(frozen=True)
@@ -160,10 +162,12 @@ class FaissSQLiteDocumentStore:
                     "re-index into an empty directory."
                 )
             k_s, k_p = self._keyword_paths(generation)
+            held = getattr(self, "_snapshot", None)  # its bases are reused where the files are the same
+            parts = json.loads(self.db.read_meta().get(VECTOR_PARTS_KEY) or "null") or [None, None]
             snapshot = Snapshot(
                 generation,
-                VectorIndex.load(s_path, spec),
-                VectorIndex.load(p_path, spec),
+                VectorIndex.load(s_path, spec, held.sentences if held else None, parts[0]),
+                VectorIndex.load(p_path, spec, held.passages if held else None, parts[1]),
                 KeywordIndex.load(k_s),
                 KeywordIndex.load(k_p),
             )
@@ -373,7 +377,12 @@ class FaissSQLiteDocumentStore:
             failpoint("before_commit")
             Database.write_meta(
                 conn,
-                {"generation": str(generation), "updated_at": str(time.time()), "faiss_index": self.faiss_index}
+                {
+                    "generation": str(generation),
+                    "updated_at": str(time.time()),
+                    "faiss_index": self.faiss_index,
+                    VECTOR_PARTS_KEY: json.dumps([sentences.parts, passages.parts]),
+                }
                 | ({token_codes.META_KEY: code} if code else {}),
             )
             # Readers that see the new generation committed before `apply` swaps it in take these.
@@ -383,11 +392,15 @@ class FaissSQLiteDocumentStore:
     def _rebuild(self, conn: sqlite3.Connection) -> tuple[VectorIndex, VectorIndex]:
         built = []
         for table in ("sentences", "passages"):
-            index = VectorIndex.create(self.faiss_index, self.dimension)
             rows = list(conn.execute(f"SELECT id, embedding FROM {table} ORDER BY id"))
             ids = [r[0] for r in rows]
-            index.add(*stack(ids, [np.stack([unblob(r[1]) for r in rows])] if rows else []))
-            built.append(index)
+            built.append(
+                vectors.build(
+                    self.faiss_index,
+                    self.dimension,
+                    *stack(ids, [np.stack([unblob(r[1]) for r in rows])] if rows else []),
+                )
+            )
         return built[0], built[1]
 
     # --- reading ---------------------------------------------------------------------------------

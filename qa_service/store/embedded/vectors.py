@@ -1,37 +1,68 @@
-"""A FAISS index keyed by our int64 row ids, with tombstones where the index type cannot delete."""
+"""A FAISS index keyed by our int64 row ids, as an immutable base plus a small delta.
+
+A generation's vectors are three files:
+
+* `<kind>-<gen>.faiss`: the **base**, an index of the configured type (`QA_FAISS_INDEX`). It is never
+  changed in place: a generation that only adds or deletes a few documents hard-links the previous
+  generation's file under its own name (no copy, no write), and shares the loaded index in memory.
+* `<kind>-<gen>.faiss.delta`: the **delta**, an exact `Flat` index of the vectors added since the base
+  was written (absent when empty). Small by construction: past `max(DELTA_MIN, base / DELTA_SHARE)`
+  vectors it is merged into a new base.
+* `<kind>-<gen>.faiss.tombstones.npy`: base ids deleted since (absent when none). Searches skip them
+  inside FAISS (an `IDSelector`), so a million-vector HNSW base pays nothing for a few deleted rows.
+
+So deleting or replacing a document costs the delta and the tombstones, not a rewrite of the whole
+index (seconds at a million sentences), and a reader that loads a generation another process
+committed reuses the base it already holds when the file is the same (same inode).
+Indexes written before the delta existed are a base with no delta: they load as they are.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from qa_service.errors import InvalidInputError
+from qa_service.errors import IndexMismatchError, InvalidInputError
 
 # Searches run single-threaded (OMP_NUM_THREADS=1, see qa_service/__init__); adding and training
 # are bulk work and use every core, in the calling thread only (OpenMP settings are per thread).
 _BULK_THREADS = os.cpu_count() or 1
+DELTA_MIN = 20_000  # a delta of up to this many vectors is never merged (exact search over it: ~1 ms)
+DELTA_SHARE = 20  # ... and of up to base / DELTA_SHARE vectors
+DELTA_SUFFIX = ".delta"
+TOMBSTONE_SUFFIX = ".tombstones.npy"
+
+
+def _flat(dimension: int) -> faiss.Index:
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
 
 
 class VectorIndex:
     """Inner-product search over L2-normalised vectors (cosine similarity)."""
 
-    def __init__(self, index: faiss.Index, spec: str, tombstones: set[int] | None = None) -> None:
-        self.index = index
+    def __init__(
+        self,
+        index: faiss.Index,
+        spec: str,
+        tombstones: set[int] | None = None,
+        delta: faiss.Index | None = None,
+        base_file: tuple[Path, int, int] | None = None,
+    ) -> None:
+        self.index = index  # the base: shared between copies, never modified once it has a file
         self.spec = spec
         self.tombstones: set[int] = tombstones or set()
+        self.delta = delta if delta is not None else _flat(int(index.d))
+        self.base_file = base_file  # (path, device, inode) of the file holding the base, once saved
+        self._selector: faiss.IDSelector | None = None
+        self._selector_parts: faiss.IDSelector | None = None
 
     @classmethod
     def create(cls, spec: str, dimension: int) -> VectorIndex:
-        try:
-            base = faiss.index_factory(dimension, spec, faiss.METRIC_INNER_PRODUCT)
-        except RuntimeError as exc:
-            raise InvalidInputError(
-                f"Invalid FAISS index spec {spec!r} (QA_FAISS_INDEX); try Flat, HNSW32 or IVF256,Flat."
-            ) from exc
-        return cls(faiss.IndexIDMap2(base), spec)
+        return cls(_new_base(spec, dimension), spec)
 
     @property
     def dimension(self) -> int:
@@ -40,87 +71,226 @@ class VectorIndex:
     @property
     def size(self) -> int:
         """Live vectors (excluding tombstones)."""
-        return int(self.index.ntotal) - len(self.tombstones)
+        return int(self.index.ntotal) + int(self.delta.ntotal) - len(self.tombstones)
+
+    @property
+    def delta_size(self) -> int:
+        return int(self.delta.ntotal)
 
     def copy(self) -> VectorIndex:
-        return VectorIndex(faiss.clone_index(self.index), self.spec, set(self.tombstones))
+        """A copy to write the next generation into: the base is shared (writes never touch it),
+        the delta and tombstones are copied."""
+        return VectorIndex(self.index, self.spec, set(self.tombstones), faiss.clone_index(self.delta), self.base_file)
 
+    # --- writing ---------------------------------------------------------------------------------
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add to the delta, merged into a new base once it outgrows its share."""
         if len(ids) == 0:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.delta.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+        if self.delta.ntotal > max(DELTA_MIN, self.index.ntotal // DELTA_SHARE):
+            self.merge()
+
+    def merge(self) -> None:
+        """Fold the delta into a new base (a clone of the old one, which readers may still hold)."""
+        if self.delta.ntotal == 0:
+            return
+        ids = faiss.vector_to_array(self.delta.id_map).astype(np.int64)
+        vectors = self.delta.index.reconstruct_n(0, int(self.delta.ntotal))
+        base = faiss.clone_index(self.index) if self.index.ntotal else _new_base(self.spec, self.dimension)
         faiss.omp_set_num_threads(_BULK_THREADS)
         try:
-            self._add(ids, vectors)
+            _train_and_add(base, self.spec, ids, vectors)
         finally:
             faiss.omp_set_num_threads(1)
-
-    def _add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        if not self.index.is_trained:
-            needed = _training_minimum(self.index)
-            if len(vectors) < needed:
-                raise InvalidInputError(
-                    f"FAISS index {self.spec!r} needs at least {needed} vectors to train, got {len(vectors)}; "
-                    "use QA_FAISS_INDEX=Flat for small corpora."
-                )
-            self.index.train(vectors)
-        self.index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+        self.index, self.delta, self.base_file = base, _flat(self.dimension), None
+        self._forget_search_state()
 
     def remove(self, ids: np.ndarray) -> None:
+        """Delete: from the delta outright, from the base as tombstones."""
         if len(ids) == 0:
             return
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        try:
-            self.index.remove_ids(faiss.IDSelectorBatch(ids))
-        except RuntimeError:  # e.g. HNSW: keep the vector, hide it from results
-            self.tombstones.update(int(i) for i in ids)
+        in_delta = set()
+        if self.delta.ntotal:
+            delta_ids = faiss.vector_to_array(self.delta.id_map)
+            in_delta = set(np.intersect1d(ids, delta_ids).tolist())
+            if in_delta:
+                self.delta.remove_ids(faiss.IDSelectorBatch(np.array(sorted(in_delta), dtype=np.int64)))
+        self.tombstones.update(int(i) for i in ids if int(i) not in in_delta)
+        self._forget_search_state()
 
+    # --- searching -------------------------------------------------------------------------------
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """Top-k (id, score) for one query vector."""
-        if self.index.ntotal == 0 or k <= 0:
+        """Top-k (id, score) for one query vector over base and delta."""
+        if k <= 0 or self.size <= 0:
             return []
-        fetch = min(int(self.index.ntotal), k + len(self.tombstones))
-        scores, ids = self.index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), fetch)
-        hits = [
-            (int(i), float(s))
-            for i, s in zip(ids[0], scores[0], strict=True)
-            if i >= 0 and int(i) not in self.tombstones
-        ]
+        q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        hits: list[tuple[int, float]] = []
+        if self.index.ntotal:
+            fetch = min(int(self.index.ntotal), k)
+            scores, ids = self.index.search(q, fetch, params=self._search_params())
+            hits += [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        if self.delta.ntotal:
+            scores, ids = self.delta.search(q, min(int(self.delta.ntotal), k))
+            hits += [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+            hits.sort(key=lambda h: -h[1])
+        if self.tombstones:  # a base type that ignores the selector still never shows a deleted row
+            hits = [h for h in hits if h[0] not in self.tombstones]
         return hits[:k]
 
+    def _search_params(self) -> faiss.SearchParameters | None:
+        """Per-search parameters hiding the tombstones (None without any). FAISS's IDMap swaps the
+        parameters' selector during a search, so each search gets its own parameters object around
+        the shared, immutable selector."""
+        if not self.tombstones:
+            return None
+        if self._selector is None:
+            batch = faiss.IDSelectorBatch(np.array(sorted(self.tombstones), dtype=np.int64))
+            self._selector = faiss.IDSelectorNot(batch)
+            self._selector_parts = batch  # keeps the inner selector alive
+        base = faiss.downcast_index(self.index.index)  # type: ignore[attr-defined]
+        params: faiss.SearchParameters
+        if hasattr(base, "hnsw"):
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = base.hnsw.efSearch
+        elif hasattr(base, "nprobe"):
+            params = faiss.SearchParametersIVF()
+            params.nprobe = base.nprobe
+        else:
+            params = faiss.SearchParameters()
+        params.sel = self._selector
+        return params
+
+    def _forget_search_state(self) -> None:
+        self._selector = None
+
     def set_search_params(self, nprobe: int, ef_search: int) -> None:
+        """The base's search knobs (shared by every snapshot of a store, which all use the same)."""
         base = faiss.downcast_index(self.index.index)  # type: ignore[attr-defined]
         if hasattr(base, "nprobe"):
             base.nprobe = nprobe
         if hasattr(base, "hnsw"):
             base.hnsw.efSearch = ef_search
 
+    # --- files -----------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        """Write atomically: a temporary file, fsync, then rename over `path`."""
-        tmp = path.with_name(path.name + ".tmp")
-        faiss.write_index(self.index, str(tmp))
-        _fsync_file(tmp)
-        os.replace(tmp, path)
-        tomb = path.with_name(path.name + ".tombstones.npy")
+        """Write `path` (base), `path.delta` and `path.tombstones.npy` atomically, each a temporary
+        file, fsync, then rename. An unchanged base is hard-linked from the file it came from."""
+        if not self._link_base(path):
+            _write_atomically(path, lambda tmp: faiss.write_index(self.index, str(tmp)))
+        stat = path.stat()
+        self.base_file = (path, stat.st_dev, stat.st_ino)
+        delta = path.with_name(path.name + DELTA_SUFFIX)
+        if self.delta.ntotal:
+            _write_atomically(delta, lambda tmp: faiss.write_index(self.delta, str(tmp)))
+        else:  # a file left by a failed write of this generation must not add sentences
+            delta.unlink(missing_ok=True)
+        tomb = path.with_name(path.name + TOMBSTONE_SUFFIX)
         if self.tombstones:
-            tmp_tomb = tomb.with_name(tomb.name + ".tmp.npy")
-            np.save(tmp_tomb, np.array(sorted(self.tombstones), dtype=np.int64))
-            _fsync_file(tmp_tomb)
-            os.replace(tmp_tomb, tomb)
+            ids = np.array(sorted(self.tombstones), dtype=np.int64)
+            _write_atomically(tomb, lambda tmp: np.save(tmp, ids), suffix=".tmp.npy")
         else:  # a file left by a failed write of this generation must not hide its sentences
             tomb.unlink(missing_ok=True)
 
+    def _link_base(self, path: Path) -> bool:
+        """Give `path` the base's file without writing it, if that file is still the base's."""
+        if self.base_file is None:
+            return False
+        source, device, inode = self.base_file
+        try:
+            stat = source.stat()
+        except OSError:
+            return False
+        if (stat.st_dev, stat.st_ino) != (device, inode):
+            return False
+        if source == path:
+            return True
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(source, tmp)
+        except OSError:  # no hard links here: copy
+            shutil.copyfile(source, tmp)
+            _fsync_file(tmp)
+        os.replace(tmp, path)
+        return True
+
+    @property
+    def parts(self) -> list[int]:
+        """What the generation's files hold beyond the base: [delta vectors, tombstones]. The store
+        records it with the generation, so a reader racing a cleanup cannot take a base whose delta
+        or tombstones went missing for a whole generation."""
+        return [int(self.delta.ntotal), len(self.tombstones)]
+
     @classmethod
-    def load(cls, path: Path, spec: str) -> VectorIndex:
-        index = faiss.read_index(str(path))
-        tomb = path.with_name(path.name + ".tombstones.npy")
+    def load(
+        cls, path: Path, spec: str, reuse: VectorIndex | None = None, parts: list[int] | None = None
+    ) -> VectorIndex:
+        """The generation in `path` (+ delta and tombstones); the base of `reuse` is taken as it is
+        when `path` is the same file (a generation that only changed the delta). `parts`, when the
+        generation recorded them, must match what was read (else the files changed underneath)."""
+        stat = path.stat()
+        key = (stat.st_dev, stat.st_ino)
+        if reuse is not None and reuse.base_file is not None and reuse.base_file[1:] == key:
+            base = reuse.index
+        else:
+            base = faiss.read_index(str(path))
+        delta_path = path.with_name(path.name + DELTA_SUFFIX)
+        delta = faiss.read_index(str(delta_path)) if delta_path.exists() else None
+        tomb = path.with_name(path.name + TOMBSTONE_SUFFIX)
         tombstones = {int(i) for i in np.load(tomb)} if tomb.exists() else set()
-        return cls(index, spec, tombstones)
+        loaded = cls(base, spec, tombstones, delta, (path, *key))
+        if parts is not None and loaded.parts != list(parts):
+            raise IndexMismatchError(f"The vector files of {path.name} changed while they were read.")
+        return loaded
+
+
+def _new_base(spec: str, dimension: int) -> faiss.Index:
+    try:
+        base = faiss.index_factory(dimension, spec, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise InvalidInputError(
+            f"Invalid FAISS index spec {spec!r} (QA_FAISS_INDEX); try Flat, HNSW32 or IVF256,Flat."
+        ) from exc
+    return faiss.IndexIDMap2(base)
+
+
+def _train_and_add(index: faiss.Index, spec: str, ids: np.ndarray, vectors: np.ndarray) -> None:
+    if not index.is_trained:
+        needed = _training_minimum(index)
+        if len(vectors) < needed:
+            raise InvalidInputError(
+                f"FAISS index {spec!r} needs at least {needed} vectors to train, got {len(vectors)}; "
+                "use QA_FAISS_INDEX=Flat for small corpora."
+            )
+        index.train(vectors)
+    index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+
+
+def build(spec: str, dimension: int, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex:
+    """A new index holding `vectors` in its base (a rebuild: no delta, no tombstones)."""
+    index = VectorIndex.create(spec, dimension)
+    if len(ids):
+        faiss.omp_set_num_threads(_BULK_THREADS)
+        try:
+            _train_and_add(index.index, spec, ids, np.ascontiguousarray(vectors, dtype=np.float32))
+        finally:
+            faiss.omp_set_num_threads(1)
+    return index
 
 
 def _training_minimum(index: faiss.Index) -> int:
     base = faiss.downcast_index(getattr(index, "index", index))
     return int(getattr(base, "nlist", 1))
+
+
+def _write_atomically(path: Path, write: object, suffix: str = ".tmp") -> None:
+    tmp = path.with_name(path.name + suffix)
+    write(tmp)  # type: ignore[operator]
+    _fsync_file(tmp)
+    os.replace(tmp, path)
 
 
 def _fsync_file(path: Path) -> None:
