@@ -35,15 +35,15 @@ def _exact(ids: np.ndarray, matrix: np.ndarray, query: np.ndarray, k: int) -> li
 
 @pytest.fixture
 def small_delta(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A delta of more than 8 vectors (or base / 4) is merged: small tests exercise every path."""
-    monkeypatch.setattr(vectors, "DELTA_MIN", 8)
-    monkeypatch.setattr(vectors, "DELTA_SHARE", 4)
+    """A delta of more than 8 vectors is merged: small tests exercise every path."""
+    monkeypatch.setattr(vectors, "DELTA_MAX", 8)
 
 
 @pytest.mark.parametrize("spec", ["Flat", "HNSW16", "IVF4,Flat"])
 def test_search_over_base_delta_and_tombstones_is_the_exact_search_of_live_vectors(
-    spec: str, small_delta: None, tmp_path: Path
+    spec: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    monkeypatch.setattr(vectors, "DELTA_MAX", 64)
     rng = np.random.default_rng(7)
     matrix = _unit(rng, 400)
     ids = np.arange(1, 401, dtype=np.int64)
@@ -53,7 +53,7 @@ def test_search_over_base_delta_and_tombstones_is_the_exact_search_of_live_vecto
     assert index.delta_size == 0 and index.index.ntotal == 300
     index.save(tmp_path / "v-1.faiss")
     nxt = index.copy()
-    nxt.add(ids[300:360], matrix[300:360])  # stays in the delta (60 <= 300 / 4)
+    nxt.add(ids[300:360], matrix[300:360])  # stays in the delta (60 <= 64)
     gone = np.concatenate([ids[:50:3], ids[300:310]])  # base rows become tombstones, delta rows go
     nxt.remove(gone)
     assert nxt.delta_size == 50 and nxt.tombstones == set(ids[:50:3].tolist())
@@ -122,7 +122,7 @@ def test_a_delete_writes_no_base_file(tmp_path: Path, small_delta: None) -> None
     assert not any(t.startswith(("Topic 3 ", "Topic 4 ")) for t in texts)
 
 
-def test_the_delta_merges_into_a_new_base_past_its_share(tmp_path: Path, small_delta: None) -> None:
+def test_the_delta_merges_into_a_new_base_past_its_bound(tmp_path: Path, small_delta: None) -> None:
     store = open_store(tmp_path, "HNSW8")
     store.apply([source(f"d{i}", [f"Topic {i} alpha.", f"Line {i} beta."]) for i in range(20)], [])
     store.apply([source("e0", ["Cats purr.", "Dogs bark."])], [])
