@@ -20,6 +20,14 @@ ROWS: list[tuple[str, tuple[str, ...], bool]] = [
     ("HTTP p95 at c=32 (ms)", ("http", "32", "p95_ms"), False),
     ("HTTP throughput at c=64 (req/s)", ("http", "64", "throughput_rps"), True),
     ("HTTP p95 at c=64 (ms)", ("http", "64", "p95_ms"), False),
+    *(
+        row
+        for c in ("1", "8", "32", "64")
+        for row in (
+            (f"HTTP throughput at c={c}, micro-batching off (req/s)", ("http_unbatched", c, "throughput_rps"), True),
+            (f"HTTP p95 at c={c}, micro-batching off (ms)", ("http_unbatched", c, "p95_ms"), False),
+        )
+    ),
     ("HTTP throughput at c=8, worker processes (req/s)", ("http_workers", "8", "throughput_rps"), True),
     ("HTTP p95 at c=8, worker processes (ms)", ("http_workers", "8", "p95_ms"), False),
     ("In-process p50, SQuAD (ms)", ("measure", "squad", "query_p50_ms"), False),
@@ -133,6 +141,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     series = (
         ("ours", "http", "tab:blue", "qa-service"),
         ("ours", "http_workers", "tab:green", "qa-service, worker processes"),
+        ("ours", "http_unbatched", "tab:purple", "qa-service, micro-batching off"),
         ("reference", "http", "tab:orange", "reference (Haystack tutorial pipeline)"),
     )
     for side, key, style, label in series:

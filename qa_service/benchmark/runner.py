@@ -36,6 +36,7 @@ class BenchConfig:
     settings: dict[str, Any] = field(default_factory=dict)  # QA settings overrides for our side
     scale_settings: dict[str, Any] = field(default_factory=dict)  # overrides for the scale test only
     parts: tuple[str, ...] = ("compare", "eval", "scale")
+    unbatched: bool = True  # also serve ours with micro-batching off (QA_EMBED_BATCH_WINDOW_MS=0)
     workers: int = 2  # also measure ours with this many worker processes (1: skip)
     log: Any = print
 
@@ -106,6 +107,13 @@ def run_ours(cfg: BenchConfig, work: Path, questions: list[str]) -> dict[str, An
         http = _http(server.base_url + "/v1/chat", bodies, cfg, {})
         http["server_peak_rss_mb"] = server.peak_rss_mb()
     result = {"measure": measured, "http": http, "environment": {"variables": recorded(ours_env(overrides=env))}}
+    if cfg.unbatched and "embed_batch_window_ms" not in cfg.settings:
+        cfg.log("ours: HTTP, micro-batching off (QA_EMBED_BATCH_WINDOW_MS=0)")
+        port = free_port()
+        command = [*command[:-1], str(port)]
+        unbatched_env = {**env, "QA_EMBED_BATCH_WINDOW_MS": "0"}
+        with running(command, port, "/readyz", work / "server-unbatched.log", unbatched_env) as server:
+            result["http_unbatched"] = _http(server.base_url + "/v1/chat", bodies, cfg, {})
     if cfg.workers > 1:
         cfg.log(f"ours: HTTP, {cfg.workers} worker processes")
         port = free_port()

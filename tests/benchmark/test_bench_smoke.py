@@ -51,6 +51,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     for level in ("1", "4"):
         assert ours["http"][level]["requests"] == 10 and ours["http"][level]["errors"] == 0
     assert ours["http_workers"]["4"]["requests"] == 10 and ours["http_workers"]["4"]["errors"] == 0
+    assert ours["http_unbatched"]["4"]["requests"] == 10 and ours["http_unbatched"]["4"]["errors"] == 0
     assert ours["measure"]["squad"]["sentences_per_s"] > 0
     assert ours["measure"]["seeds"]["query_p50_ms"] > 0
     assert ours["measure"]["synthetic"]["sentences"] == 300
@@ -61,6 +62,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert 0.5 <= scale["recall_at_10"] <= 1.0
     markdown = (out / "report.md").read_text()
     assert "| HTTP throughput at c=8 (req/s)" in markdown and "recall_at_10" in markdown
+    assert "| HTTP throughput at c=4, micro-batching off" not in markdown  # rows are the standard levels
+    assert "| HTTP throughput at c=1, micro-batching off (req/s) | " in markdown
     png = (out / "latency.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     if REFERENCE_PYTHON.exists():
