@@ -109,7 +109,11 @@ class Indexer:
         """Index documents given as text (API uploads, evaluation corpora)."""
         started = time.perf_counter()
         report = IndexReport()
-        known = {d.origin: d for d in self.store.list_documents()}
+        if prune_origin_prefix is None:  # look up only these origins (not every document of a large index)
+            origins = list(dict.fromkeys(item.origin or item.source for item in sources))
+            known = {o: d for o, d in self.store.documents_under(origins).items() if o in set(origins)}
+        else:
+            known = {d.origin: d for d in self.store.list_documents()}
         todo = []
         for item in sources:
             origin = item.origin or item.source

@@ -43,11 +43,23 @@ class Manifest:
         os.replace(tmp, path)
 
 
+_MODULUS = 1 << 256
+
+
+def _term(content_hash: str) -> int:
+    return int.from_bytes(hashlib.sha256(content_hash.encode()).digest(), "big")
+
+
 def corpus_hash(content_hashes: list[str]) -> str:
-    digest = hashlib.sha256()
-    for value in sorted(content_hashes):
-        digest.update(value.encode())
-    return digest.hexdigest()
+    """A hash of the corpus's documents (the multiset of their content hashes), independent of order:
+    the sum of each one's SHA-256 modulo 2^256, so a write can update it from what it adds and removes
+    (`updated_corpus_hash`) instead of reading every document's hash."""
+    return f"{sum(_term(h) for h in content_hashes) % _MODULUS:064x}"
+
+
+def updated_corpus_hash(current: str, added: list[str], removed: list[str]) -> str:
+    total = int(current, 16) + sum(_term(h) for h in added) - sum(_term(h) for h in removed)
+    return f"{total % _MODULUS:064x}"
 
 
 def read_manifest(directory: Path) -> dict[str, object] | None:

@@ -140,3 +140,51 @@ def test_haystack_protocol_write_filter_delete(tmp_path: Path) -> None:
     assert store.count_documents() == 0
     clone = FaissSQLiteDocumentStore.from_dict(store.to_dict())
     assert clone.index_dir == store.index_dir and clone.faiss_index == "Flat"
+
+
+def test_the_corpus_hash_is_kept_up_to_date_by_each_write(tmp_path: Path) -> None:
+    """Each write updates the recorded hash from what it adds and removes; it always equals the hash
+    of the committed documents computed from scratch (and an index without a record gets one)."""
+    from qa_service.store.embedded.document_store import CORPUS_HASH_KEY
+    from qa_service.store.manifest import corpus_hash
+
+    store = open_store(tmp_path)
+
+    def from_scratch() -> str:
+        return corpus_hash([r["content_hash"] for r in store.db.query("SELECT content_hash FROM documents")])
+
+    seen = []
+    writes: list[tuple[list[SourceDocument], list[str]]] = [
+        ([source("a", ["Alpha here."]), source("b", ["Beta there."])], []),
+        ([source("a", ["Alpha replaced."])], []),
+        ([source("c", ["Gamma."])], ["b"]),
+        ([], ["a"]),
+        ([source("b", ["Beta there."])], []),
+    ]
+    for upserts, deletes in writes:
+        store.apply(upserts, deletes)
+        assert store.manifest().corpus_hash == from_scratch()
+        seen.append(store.manifest().corpus_hash)
+    # Documents {a, b}, {a', b} (same content hash: source() hashes the id), {a, c}, {c}, {b, c}.
+    assert seen[0] == seen[1] and len({seen[0], seen[2], seen[3], seen[4]}) == 4
+    with store.db.transaction() as conn:  # an index written before the record existed
+        conn.execute("DELETE FROM meta WHERE key = ?", (CORPUS_HASH_KEY,))
+    reopened = open_store(tmp_path)
+    assert reopened.manifest().corpus_hash == from_scratch()
+    reopened.apply([source("d", ["Delta."])], [])
+    assert reopened.manifest().corpus_hash == from_scratch()
+
+
+def test_documents_under_a_scope_are_found_by_origin_ranges(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    origins = ["/d/a", "/d/a/x.txt", "/d/a/y/z.txt", "/d/ab.txt", "/d/a0.txt", "/d/b.txt"]
+    docs = []
+    for i, origin in enumerate(origins):
+        doc = source(f"doc{i}", [f"Sentence number {i}."])
+        docs.append(SourceDocument(**{**doc.__dict__, "origin": origin}))
+    store.apply(docs, [])
+    assert set(store.documents_under(["/d/a"])) == {"/d/a", "/d/a/x.txt", "/d/a/y/z.txt"}
+    assert set(store.documents_under(["/d/a/"])) == {"/d/a/x.txt", "/d/a/y/z.txt"}
+    assert set(store.documents_under(["/d/b.txt", "/d/ab.txt"])) == {"/d/b.txt", "/d/ab.txt"}
+    many = [f"/nowhere/{i}" for i in range(1000)] + ["/d/a0.txt"]  # more scopes than one SQL statement takes
+    assert set(store.documents_under(many)) == {"/d/a0.txt"}

@@ -35,7 +35,7 @@ from qa_service.store.embedded import vectors
 from qa_service.store.embedded.vectors import VectorIndex, fsync_dir
 from qa_service.store.failpoints import failpoint
 from qa_service.store.filters import to_sql
-from qa_service.store.manifest import Manifest, corpus_hash
+from qa_service.store.manifest import Manifest, corpus_hash, updated_corpus_hash
 from qa_service.store.records import ApplyResult, SourceDocument, StoredDocument
 from qa_service.store.sentences import row_to_document, stack, unblob, upserts_from_sentences, validate_source
 
@@ -45,6 +45,7 @@ DB_FILE = "store.sqlite"
 _GENERATION_FILE = re.compile(r"^(sentences|passages)-(\d+)\.(faiss|tantivy)(\.staging)?")
 _SENTENCE_ID = re.compile(r"^(?P<doc>.+):s(?P<k>\d+)$")
 _PIN_ATTEMPTS = 5
+CORPUS_HASH_KEY = "corpus_hash"  # the committed documents' `corpus_hash`, updated by each write
 VECTOR_PARTS_KEY = "vector_parts"  # the committed generation's [delta, tombstones] counts (VectorIndex.parts)
 
 
@@ -278,9 +279,18 @@ class FaissSQLiteDocumentStore:
         )[0]
         return int(row["d"]), int(row["s"]), int(row["p"])
 
+    @staticmethod
+    def _corpus_hash(conn: sqlite3.Connection) -> str:
+        """The committed corpus hash (kept up to date by every write; computed once for older indexes)."""
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (CORPUS_HASH_KEY,)).fetchone()
+        if row is not None:
+            return str(row[0])
+        return corpus_hash([r[0] for r in conn.execute("SELECT content_hash FROM documents")])
+
     def _manifest_from(self, meta: dict[str, str]) -> Manifest:
         documents, sentences, passages = self.counts()
-        hashes = [row["content_hash"] for row in self.db.query("SELECT content_hash FROM documents")]
+        with self.db.connection() as conn:
+            hashes = meta.get(CORPUS_HASH_KEY) or self._corpus_hash(conn)
         return Manifest(
             schema_version=meta["schema_version"],
             model=meta["model"],
@@ -290,7 +300,7 @@ class FaissSQLiteDocumentStore:
             documents=documents,
             sentences=sentences,
             passages=passages,
-            corpus_hash=corpus_hash(hashes),
+            corpus_hash=hashes,
             created_at=float(meta["created_at"]),
             updated_at=float(meta["updated_at"]),
             token_code=meta.get(token_codes.META_KEY, "int8"),
@@ -343,6 +353,10 @@ class FaissSQLiteDocumentStore:
                 gone_s += [r[0] for r in conn.execute("SELECT id FROM sentences WHERE document_id = ?", (doc_id,))]
                 gone_p += [r[0] for r in conn.execute("SELECT id FROM passages WHERE document_id = ?", (doc_id,))]
             gone_s = list(dict.fromkeys(gone_s))
+            hashes = self._corpus_hash(conn)
+            removed_hashes = [
+                r[0] for d in targets for r in conn.execute("SELECT content_hash FROM documents WHERE id = ?", (d,))
+            ]
             delete_rows(conn, gone_s, gone_p)
             deleted = [
                 d for d in targets if conn.execute("DELETE FROM documents WHERE id = ?", (d,)).rowcount and d in deletes
@@ -382,6 +396,7 @@ class FaissSQLiteDocumentStore:
                     "updated_at": str(time.time()),
                     "faiss_index": self.faiss_index,
                     VECTOR_PARTS_KEY: json.dumps([sentences.parts, passages.parts]),
+                    CORPUS_HASH_KEY: updated_corpus_hash(hashes, [d.content_hash for d in upserts], removed_hashes),
                 }
                 | ({token_codes.META_KEY: code} if code else {}),
             )
@@ -458,18 +473,24 @@ class FaissSQLiteDocumentStore:
 
     def documents_under(self, scopes: list[str]) -> dict[str, StoredDocument]:
         """Stored documents whose origin is one of `scopes` or lies under one of them, by origin."""
-        found = {}
-        for doc in self.list_documents():
-            if any(doc.origin == s or doc.origin.startswith(s.rstrip("/") + "/") for s in scopes):
-                found[doc.origin] = doc
+        found: dict[str, StoredDocument] = {}
+        for at in range(0, len(scopes), 300):  # SQLite's bound-parameter limit
+            clauses, params = [], []
+            for scope in scopes[at : at + 300]:
+                under = scope.rstrip("/") + "/"
+                clauses.append("(origin = ? OR (origin >= ? AND origin < ?))")  # the origin index's ranges
+                params += [scope, under, under[:-1] + "0"]  # "0" is the character after "/"
+            found.update((d.origin, d) for d in self._documents(f"WHERE {' OR '.join(clauses)}", params))
         return found
 
     def list_documents(self, document_id: str | None = None) -> list[StoredDocument]:
         """All documents by source name, or the one with `document_id`."""
-        sql = "SELECT id, source, origin, content_hash, indexed_at, sentence_count, meta FROM documents"
-        params: tuple[str, ...] = ()
         if document_id is not None:
-            sql, params = sql + " WHERE id = ?", (document_id,)
+            return self._documents("WHERE id = ?", [document_id])
+        return self._documents("", [])
+
+    def _documents(self, where: str, params: list[str]) -> list[StoredDocument]:
+        sql = f"SELECT id, source, origin, content_hash, indexed_at, sentence_count, meta FROM documents {where}"
         rows = self.db.query(sql + " ORDER BY source", params)
         return [
             StoredDocument(
