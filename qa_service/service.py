@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,7 @@ class QAService:
         self._bindings = Bindings(settings, self.catalog, self._indexing)
         self._query = self._bind(DEFAULT).query
         self._generator = build_generator(settings)
+        self._answer_slots = threading.BoundedSemaphore(settings.max_concurrent_answers)
         self._slots = GenerationSlots(settings.llm_max_concurrent, max(1, round(settings.llm_timeout_seconds / 4)))
 
     # --- collections ---------------------------------------------------------------------------
@@ -171,7 +173,9 @@ class QAService:
         on_sentence: Callable[[str], None] | None,
     ) -> DetailedAnswer:
         query = self.retrieval_query(question, history or [])
-        with bound.store.snapshot():  # every read of one answer sees one committed state
+        # At most QA_MAX_CONCURRENT_ANSWERS answers compute at once; waiting threads cost no CPU. (The
+        # snapshot is taken inside: a queued answer reads the state committed when its turn comes.)
+        with self._answer_slots, bound.store.snapshot():  # every read of one answer sees one committed state
             result = bound.query.run(
                 {
                     "query_embedder": {"text": query},

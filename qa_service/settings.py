@@ -1,6 +1,7 @@
 """Typed settings (environment prefix `QA_`). Created by the app factory / CLI, never at import."""
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -152,6 +153,15 @@ class Settings(BaseSettings):
     llm_sources: int = Field(8, ge=1, le=20, description="Ranked sentences given to the model as numbered sources.")
     llm_max_sentences: int = Field(4, ge=1, le=10, description="Longest generated answer, in sentences.")
     llm_max_tokens: int = Field(300, ge=16)
+    max_concurrent_answers: int = Field(
+        default_factory=lambda: max(2, os.cpu_count() or 2),
+        ge=1,
+        le=256,
+        description="Answers computed at once per process (retrieval and ranking; default: the CPU cores, "
+        "at least 2); more wait their turn. Queueing beats switching between dozens of threads that "
+        "share the cores and the GIL: throughput at high concurrency stays that of the best level "
+        "instead of collapsing (README, Performance).",
+    )
     llm_max_concurrent: int = Field(
         4, ge=1, description="Generative answers in flight per process; more get 503 with Retry-After."
     )

@@ -99,3 +99,44 @@ def test_a_short_whole_question_with_its_own_subject_is_not_a_follow_up() -> Non
     # fragments stay follow-ups, names or not
     assert resolve_follow_up("And in September?", earlier) != "And in September?"
     assert resolve_follow_up("What about Luhansk?", earlier) != "What about Luhansk?"
+
+
+def test_at_most_max_concurrent_answers_compute_at_once(
+    fake_settings: Settings, seeds_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past QA_MAX_CONCURRENT_ANSWERS, answers wait their turn (and are all answered)."""
+    import threading
+    import time
+
+    from qa_service.store.collections import DEFAULT
+
+    service = QAService(fake_settings.model_copy(update={"max_concurrent_answers": 2}))
+    service.index_paths([seeds_copy])
+    query = service._bind(DEFAULT).query
+    real_run = query.run
+    active, peak, lock = 0, 0, threading.Lock()
+
+    def counted_run(*args: object, **kwargs: object) -> object:
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        try:
+            time.sleep(0.05)  # long enough for every thread to be waiting
+            return real_run(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            with lock:
+                active -= 1
+
+    monkeypatch.setattr(query, "run", counted_run)
+    answers = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(service.ask("How many troops withdrew from Kherson?")))
+        for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak == 2
+    assert len(answers) == 8 and all("20,000 to 30,000" in a.citations[0].text for a in answers)

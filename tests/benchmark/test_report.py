@@ -52,3 +52,12 @@ def test_report_records_each_sides_environment(tmp_path: Path) -> None:
     assert "- ours: OMP_NUM_THREADS=1" in table
     assert "- reference: no thread caps (library defaults)" in table
     assert "reference server: cpu_count 2, torch_num_threads 2, faiss_omp_max_threads 2" in table
+
+
+def test_micro_batching_off_rows_compare_with_the_reference() -> None:
+    """Ours served with QA_EMBED_BATCH_WINDOW_MS=0 gets its own rows (the reference has none)."""
+    ours = {**_side(100, 20), "http_unbatched": _side(50, 40)["http"]}
+    table = markdown({"ours": ours, "reference": _side(25, 80)})
+    assert "| HTTP throughput at c=1, micro-batching off (req/s) | 50.0 | – | – |" in table
+    assert "| HTTP p95 at c=64, micro-batching off (ms) | 40.0 | – | – |" in table
+    assert "| HTTP throughput at c=64 (req/s) | 800 | 200 | 4.00× |" in table

@@ -188,3 +188,39 @@ def test_documents_under_a_scope_are_found_by_origin_ranges(tmp_path: Path) -> N
     assert set(store.documents_under(["/d/b.txt", "/d/ab.txt"])) == {"/d/b.txt", "/d/ab.txt"}
     many = [f"/nowhere/{i}" for i in range(1000)] + ["/d/a0.txt"]  # more scopes than one SQL statement takes
     assert set(store.documents_under(many)) == {"/d/a0.txt"}
+
+
+def test_a_large_write_leaves_no_second_copy_in_the_wal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite keeps its WAL file at its largest size: after a write larger than WAL_LIMIT the store
+    truncates it (the data is in the database file), and never waits for a reader to do so."""
+    import threading
+
+    from qa_service.store.embedded import database
+
+    wal = tmp_path / "store.sqlite-wal"
+    store = open_store(tmp_path)
+    docs = [source(f"d{i}", [f"Topic {i} sentence alpha {i}.", f"Another line {i} beta."]) for i in range(200)]
+    monkeypatch.setattr(database, "WAL_LIMIT", 0)
+    store.apply(docs, [])
+    assert wal.stat().st_size == 0
+    assert open_store(tmp_path).count_documents() == 400
+
+    # A reader in the middle of an answer: the write commits at once and the WAL stays for now.
+    pinned, release = threading.Event(), threading.Event()
+
+    def reader() -> None:
+        with store.snapshot():
+            store.count_documents()
+            pinned.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    pinned.wait(10)
+    store.apply([source("x", ["Cats purr."])], [])
+    assert wal.stat().st_size > 0 and not release.is_set()
+    release.set()
+    thread.join()
+    store.apply([source("y", ["Dogs bark."])], [])
+    assert wal.stat().st_size == 0
+    assert open_store(tmp_path).count_documents() == 402

@@ -136,9 +136,7 @@ def test_the_delta_merges_into_a_new_base_past_its_bound(tmp_path: Path, small_d
     assert open_store(tmp_path, "HNSW8").sentence_count == 56
 
 
-def test_a_reader_keeps_its_base_when_another_process_only_changes_the_delta(
-    tmp_path: Path, small_delta: None
-) -> None:
+def test_a_reader_keeps_its_base_when_another_process_only_changes_the_delta(tmp_path: Path, small_delta: None) -> None:
     reader, writer = open_store(tmp_path, "HNSW8"), open_store(tmp_path, "HNSW8")
     writer.apply([source(f"d{i}", [f"Topic {i} alpha.", f"Line {i} beta."]) for i in range(20)], [])
     base = reader.sentence_index.index

@@ -53,6 +53,10 @@ CREATE TABLE IF NOT EXISTS term_df (term TEXT PRIMARY KEY, df INTEGER NOT NULL) 
 """
 
 
+WAL_LIMIT = 4 * 1024 * 1024  # bytes of WAL kept between writes
+_BUSY_TIMEOUT_MS = 30_000
+
+
 class Database:
     """One connection per thread (WAL: readers never block on the writer)."""
 
@@ -64,11 +68,14 @@ class Database:
             conn.executescript(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
+        )
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")  # a reset WAL shrinks back to this
         return conn
 
     @contextmanager
@@ -90,6 +97,29 @@ class Database:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    def release_wal(self) -> bool:
+        """After a large write: copy the WAL into the database and truncate it, so the disk does not
+        keep a second copy of what a bulk write wrote (SQLite keeps a WAL file at its largest size).
+        Never waits: if a reader still uses the WAL, the next write's reset truncates it to
+        `WAL_LIMIT` instead. True when it was truncated."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            if wal.stat().st_size <= WAL_LIMIT:
+                return False
+        except OSError:
+            return False
+        with self.write_lock, self.connection() as conn:
+            if conn.in_transaction:
+                return False
+            conn.execute("PRAGMA busy_timeout=0")
+            try:
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.OperationalError:
+                busy = 1
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        return not busy
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

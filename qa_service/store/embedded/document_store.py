@@ -27,11 +27,10 @@ from haystack.document_stores.types import DuplicatePolicy
 
 from qa_service.errors import IndexMismatchError, IndexNotFoundError
 from qa_service.store import token_codes
-from qa_service.store.embedded import lexical
+from qa_service.store.embedded import lexical, vectors
 from qa_service.store.embedded.database import FTS_SCHEMA_VERSION, SCHEMA_VERSION, Database
 from qa_service.store.embedded.lexical import KeywordIndex
 from qa_service.store.embedded.rows import delete_rows, drop_fts, insert_documents, keyword_rows, keyword_texts
-from qa_service.store.embedded import vectors
 from qa_service.store.embedded.vectors import VectorIndex, fsync_dir
 from qa_service.store.failpoints import failpoint
 from qa_service.store.filters import to_sql
@@ -336,6 +335,7 @@ class FaissSQLiteDocumentStore:
         failpoint("after_commit")
         self.manifest().write(self.index_dir)
         self._cleanup()
+        self.db.release_wal()
         return ApplyResult(generation, [d.id for d in upserts], deleted)
 
     def _write(

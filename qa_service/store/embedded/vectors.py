@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -56,7 +57,7 @@ class VectorIndex:
         self.index = index  # the base: shared between copies, never modified once it has a file
         self.spec = spec
         self.tombstones: set[int] = tombstones or set()
-        self.delta = delta if delta is not None else _flat(int(index.d))
+        self.delta: Any = delta if delta is not None else _flat(int(index.d))  # IndexIDMap2(IndexFlatIP)
         self.base_file = base_file  # (path, device, inode) of the file holding the base, once saved
         self._selector: faiss.IDSelector | None = None
         self._selector_parts: faiss.IDSelector | None = None
@@ -152,9 +153,9 @@ class VectorIndex:
             self._selector = faiss.IDSelectorNot(batch)
             self._selector_parts = batch  # keeps the inner selector alive
         base = faiss.downcast_index(self.index.index)  # type: ignore[attr-defined]
-        params: faiss.SearchParameters
+        params: Any  # faiss's stubs lack SearchParametersHNSW
         if hasattr(base, "hnsw"):
-            params = faiss.SearchParametersHNSW()
+            params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
             params.efSearch = base.hnsw.efSearch
         elif hasattr(base, "nprobe"):
             params = faiss.SearchParametersIVF()
