@@ -54,6 +54,13 @@ class AbstentionModel(BaseModel):
     threshold: float = 0.25
 
 
+# The abstention model fitted for each product-quantised token code, on the tuning file
+# (`QA_TOKEN_CODE=pq96 qa-service eval fit-abstention ../shared/eval/squad2-dev-subset.json`): PQ
+# reconstructions lower the best token similarities a little, which moves the operating point of a
+# model fitted on int8 tokens (README, "Token codes"). int8 uses `AbstentionModel`'s defaults.
+ABSTENTION_BY_CODE: dict[str, dict[str, float]] = {}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QA_", env_file=".env", env_nested_delimiter="__", extra="ignore")
 
@@ -247,6 +254,15 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"QA_TRUSTED_PROXIES: {entry!r} is not an IP address or network") from exc
         return value
+
+    def abstention_for(self, code: str) -> AbstentionModel:
+        """The abstention model for an index whose token vectors are in `code` (`int8`, `pq96`,
+        `pq96:<codebook hash>`): the one fitted for that code, with whatever QA_ABSTENTION__* sets."""
+        fitted = ABSTENTION_BY_CODE.get(code.split(":")[0])
+        if fitted is None:
+            return self.abstention
+        chosen = {name: getattr(self.abstention, name) for name in self.abstention.model_fields_set}
+        return AbstentionModel(**{**fitted, **chosen})
 
     @model_validator(mode="after")
     def _generative_needs_a_model(self) -> "Settings":

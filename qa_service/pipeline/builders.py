@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, TypedDict
 from haystack import Pipeline
 from haystack.components.joiners import DocumentJoiner
 
+from qa_service import codebooks
 from qa_service.encoders import Encoder, get_encoder
 from qa_service.ingest.splitter import SentenceSplitter
 from qa_service.pipeline.answer import AnswerBuilder
@@ -15,6 +16,7 @@ from qa_service.pipeline.embedders import QueryEmbedder, SentenceEmbedder
 from qa_service.pipeline.grounding import GroundingChecker
 from qa_service.pipeline.ranker import SentenceRanker
 from qa_service.pipeline.retrievers import DenseSentenceRetriever, KeywordSentenceRetriever, PassageSentenceRetriever
+from qa_service.quantize import INT8
 from qa_service.settings import Settings
 from qa_service.store.collections import DEFAULT
 from qa_service.store.protocol import CollectionCatalog, SentenceStore
@@ -105,6 +107,17 @@ def build_indexing_pipeline(settings: Settings) -> Pipeline:
     return pipeline
 
 
+def index_code(settings: Settings, store: SentenceStore) -> str:
+    """The code of the store's token vectors; for an empty store, the code indexing will write
+    (QA_TOKEN_CODE, or int8 where no codebook ships for the model)."""
+    code = store.token_code
+    if code:
+        return code
+    if settings.token_code == INT8 or codebooks.resolve(settings.token_code, settings.embedding_model) is None:
+        return INT8
+    return settings.token_code
+
+
 def build_query_pipeline(settings: Settings, store: SentenceStore) -> Pipeline:
     """query -> (dense sentences | BM25 sentences | passage sentences) -> join -> rank -> ground -> answer."""
     k = settings.sentence_candidates
@@ -126,7 +139,7 @@ def build_query_pipeline(settings: Settings, store: SentenceStore) -> Pipeline:
         AnswerBuilder(
             max_citations=settings.max_citations,
             citation_margin=settings.citation_margin,
-            abstention=settings.abstention.model_dump(),
+            abstention=settings.abstention_for(index_code(settings, store)).model_dump(),
         ),
     )
     pipeline.connect("query_embedder.vector", "dense.query_vector")

@@ -113,3 +113,39 @@ def test_passage_vector_is_the_normalised_mean_of_its_sentences() -> None:
     vectors = np.array([[1, 0], [0, 1], [1, 0]], dtype=np.float32)
     out = passage_vectors(vectors, [0, 0, 1], 2)
     assert np.allclose(out, [[2**-0.5, 2**-0.5], [1, 0]])
+
+
+def test_each_token_code_gets_the_abstention_model_fitted_for_it(monkeypatch: object, tmp_path: object) -> None:
+    """An index in a PQ code is answered with the model fitted on that code; QA_ABSTENTION__* still
+    wins field by field; int8 (and a code with no fitted model) keeps the defaults."""
+    import pytest
+
+    from qa_service import settings as settings_module
+
+    mp = pytest.MonkeyPatch()
+    try:
+        fitted = {"bias": -2.5, "late_interaction": 3.5, "coverage": -0.1, "dense_titled": 0.7, "ungrounded": -1.2}
+        mp.setitem(settings_module.ABSTENTION_BY_CODE, "pq96", {**fitted, "threshold": 0.3})
+        plain = Settings()
+        assert plain.abstention_for("int8") == AbstentionModel()
+        assert plain.abstention_for("pq48:0123abcd") == AbstentionModel()
+        chosen = plain.abstention_for("pq96:0123abcd")
+        assert chosen == AbstentionModel(**fitted, threshold=0.3)
+        mp.setenv("QA_ABSTENTION__THRESHOLD", "0.45")
+        assert Settings().abstention_for("pq96") == AbstentionModel(**fitted, threshold=0.45)
+        assert Settings().abstention_for("int8") == AbstentionModel(threshold=0.45)
+    finally:
+        mp.undo()
+
+
+def test_an_empty_index_is_answered_with_the_model_of_the_code_it_will_hold(tmp_path: object) -> None:
+    """Before anything is indexed, the pipeline takes the code indexing will write: QA_TOKEN_CODE, or
+    int8 where no codebook ships for the model (the hashing encoder)."""
+    from pathlib import Path
+
+    from qa_service.pipeline.builders import index_code, open_store
+
+    real = "sentence-transformers/all-MiniLM-L6-v2"
+    for model, code, expected in (("hash:64", "pq96", "int8"), ("hash:64", "int8", "int8"), (real, "pq96", "pq96")):
+        settings = Settings(index_dir=Path(str(tmp_path)) / f"{model[:4]}{code}", embedding_model=model, token_code=code)
+        assert index_code(settings, open_store(settings)) == expected
