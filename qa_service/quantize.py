@@ -55,9 +55,16 @@ class ProductCodec:
     centroids: np.ndarray
 
     def __post_init__(self) -> None:
-        m, k, _ = self.centroids.shape
+        m, k, sub = self.centroids.shape
         if k != 256 or m < 8:
             raise ValueError(f"A token codebook needs 256 centroids per sub-quantiser and M >= 8, not {m}x{k}.")
+        # Decoding tables: each centroid as one element of `sub` floats (so a token decodes with one
+        # 1-D `take`), the flat offset of each sub-quantiser's table, and each centroid's squared norm.
+        flat = np.ascontiguousarray(self.centroids, dtype=np.float32).reshape(m * k, sub)
+        element = {2: np.dtype(np.float64), 4: np.dtype(np.complex128)}.get(sub, np.dtype((np.void, 4 * sub)))
+        object.__setattr__(self, "_packed", flat.view(element).reshape(-1))
+        object.__setattr__(self, "_offsets", (np.arange(m, dtype=np.intp) * k)[None, :])
+        object.__setattr__(self, "_square_norms", np.einsum("md,md->m", flat, flat))
 
     @property
     def m(self) -> int:
@@ -109,8 +116,14 @@ class ProductCodec:
         return out
 
     def decode_codes(self, codes: np.ndarray) -> np.ndarray:
-        m = self.m
-        return _unit(self.centroids[np.arange(m)[None, :], codes].reshape(len(codes), self.dimension))
+        """Unit token vectors of (n, M) codes: the chosen centroids concatenated, normalised. One
+        `take` of whole centroids (multi-axis fancy indexing of the (M, 256, sub) array was about 10x
+        slower), and norms summed from the centroids' own squared norms."""
+        index = codes.astype(np.intp) + self._offsets  # type: ignore[attr-defined]
+        tokens = np.take(self._packed, index).view(np.float32).reshape(len(codes), self.dimension)  # type: ignore[attr-defined]
+        norms = np.sqrt(np.take(self._square_norms, index).sum(axis=1, dtype=np.float32))  # type: ignore[attr-defined]
+        tokens /= np.maximum(norms, 1e-12)[:, None]
+        return tokens
 
 
 _registry: dict[bytes, ProductCodec] = {}

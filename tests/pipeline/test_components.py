@@ -147,5 +147,7 @@ def test_an_empty_index_is_answered_with_the_model_of_the_code_it_will_hold(tmp_
 
     real = "sentence-transformers/all-MiniLM-L6-v2"
     for model, code, expected in (("hash:64", "pq96", "int8"), ("hash:64", "int8", "int8"), (real, "pq96", "pq96")):
-        settings = Settings(index_dir=Path(str(tmp_path)) / f"{model[:4]}{code}", embedding_model=model, token_code=code)
+        settings = Settings(
+            index_dir=Path(str(tmp_path)) / f"{model[:4]}{code}", embedding_model=model, token_code=code
+        )
         assert index_code(settings, open_store(settings)) == expected
