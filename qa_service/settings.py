@@ -97,13 +97,13 @@ class Settings(BaseSettings):
         description="FAISS index_factory string: Flat (exact), HNSW32, IVF256,Flat, IVF1024,PQ32 ...",
     )
     token_code: str = Field(
-        "pq96",
+        "int8",
         pattern=r"^(int8|pq[0-9]+)$",
-        description="How sentences' token vectors (late interaction) are stored: pqM (default pq96): "
-        "product-quantised to M bytes a token with the codebook shipped for the model "
-        "(qa_service/token_codebooks; a model without one falls back to int8), or int8 (dimension bytes "
-        "a token, 4x larger). An index records its code and keeps it; answers use the abstention model "
-        "fitted for it.",
+        description="How sentences' token vectors (late interaction) are stored: int8 (dimension bytes a "
+        "token), or pqM (pq96, pq48): product-quantised to M bytes a token with the codebook shipped for "
+        "the model (qa_service/token_codebooks; a model without one falls back to int8): a smaller index "
+        "for more CPU per answer and per indexed sentence (README, Token codes). An index records its "
+        "code and keeps it; answers use the abstention model fitted for it.",
     )
     store: Literal["faiss", "pgvector"] = Field(
         "faiss",
