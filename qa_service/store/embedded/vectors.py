@@ -59,8 +59,9 @@ class VectorIndex:
         self.tombstones: set[int] = tombstones or set()
         self.delta: Any = delta if delta is not None else _flat(int(index.d))  # IndexIDMap2(IndexFlatIP)
         self.base_file = base_file  # (path, device, inode) of the file holding the base, once saved
-        self._selector: faiss.IDSelector | None = None
-        self._selector_parts: faiss.IDSelector | None = None
+        # (IDSelectorNot, the IDSelectorBatch inside it): one tuple, so that concurrent first
+        # searches never pair a selector with another's (garbage-collected) inner batch.
+        self._selector: tuple[faiss.IDSelector, faiss.IDSelector] | None = None
 
     @classmethod
     def create(cls, spec: str, dimension: int) -> VectorIndex:
@@ -148,10 +149,10 @@ class VectorIndex:
         the shared, immutable selector."""
         if not self.tombstones:
             return None
-        if self._selector is None:
+        selector = self._selector
+        if selector is None:
             batch = faiss.IDSelectorBatch(np.array(sorted(self.tombstones), dtype=np.int64))
-            self._selector = faiss.IDSelectorNot(batch)
-            self._selector_parts = batch  # keeps the inner selector alive
+            selector = self._selector = (faiss.IDSelectorNot(batch), batch)
         base = faiss.downcast_index(self.index.index)  # type: ignore[attr-defined]
         params: Any  # faiss's stubs lack SearchParametersHNSW
         if hasattr(base, "hnsw"):
@@ -162,7 +163,7 @@ class VectorIndex:
             params.nprobe = base.nprobe
         else:
             params = faiss.SearchParameters()
-        params.sel = self._selector
+        params.sel = selector[0]
         return params
 
     def _forget_search_state(self) -> None:
