@@ -111,7 +111,8 @@ class Indexer:
         report = IndexReport()
         if prune_origin_prefix is None:  # look up only these origins (not every document of a large index)
             origins = list(dict.fromkeys(item.origin or item.source for item in sources))
-            known = {o: d for o, d in self.store.documents_under(origins).items() if o in set(origins)}
+            wanted = set(origins)  # documents_under also returns documents under an origin as a folder
+            known = {o: d for o, d in self.store.documents_under(origins).items() if o in wanted}
         else:
             known = {d.origin: d for d in self.store.list_documents()}
         todo = []

@@ -1,3 +1,4 @@
+import pytest
 from haystack import Document, Pipeline
 
 from qa_service.lexical import content_terms, coverage, expected_answer_type, matches_answer_type
@@ -115,27 +116,21 @@ def test_passage_vector_is_the_normalised_mean_of_its_sentences() -> None:
     assert np.allclose(out, [[2**-0.5, 2**-0.5], [1, 0]])
 
 
-def test_each_token_code_gets_the_abstention_model_fitted_for_it(monkeypatch: object, tmp_path: object) -> None:
+def test_each_token_code_gets_the_abstention_model_fitted_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """An index in a PQ code is answered with the model fitted on that code; QA_ABSTENTION__* still
     wins field by field; int8 (and a code with no fitted model) keeps the defaults."""
-    import pytest
-
     from qa_service import settings as settings_module
 
-    mp = pytest.MonkeyPatch()
-    try:
-        fitted = {"bias": -2.5, "late_interaction": 3.5, "coverage": -0.1, "dense_titled": 0.7, "ungrounded": -1.2}
-        mp.setitem(settings_module.ABSTENTION_BY_CODE, "pq96", {**fitted, "threshold": 0.3})
-        plain = Settings()
-        assert plain.abstention_for("int8") == AbstentionModel()
-        assert plain.abstention_for("pq48:0123abcd") == AbstentionModel()
-        chosen = plain.abstention_for("pq96:0123abcd")
-        assert chosen == AbstentionModel(**fitted, threshold=0.3)
-        mp.setenv("QA_ABSTENTION__THRESHOLD", "0.45")
-        assert Settings().abstention_for("pq96") == AbstentionModel(**fitted, threshold=0.45)
-        assert Settings().abstention_for("int8") == AbstentionModel(threshold=0.45)
-    finally:
-        mp.undo()
+    fitted = {"bias": -2.5, "late_interaction": 3.5, "coverage": -0.1, "dense_titled": 0.7, "ungrounded": -1.2}
+    monkeypatch.setitem(settings_module.ABSTENTION_BY_CODE, "pq96", {**fitted, "threshold": 0.3})
+    plain = Settings()
+    assert plain.abstention_for("int8") == AbstentionModel()
+    assert plain.abstention_for("pq48:0123abcd") == AbstentionModel()
+    chosen = plain.abstention_for("pq96:0123abcd")
+    assert chosen == AbstentionModel(**fitted, threshold=0.3)
+    monkeypatch.setenv("QA_ABSTENTION__THRESHOLD", "0.45")
+    assert Settings().abstention_for("pq96") == AbstentionModel(**fitted, threshold=0.45)
+    assert Settings().abstention_for("int8") == AbstentionModel(threshold=0.45)
 
 
 def test_an_empty_index_is_answered_with_the_model_of_the_code_it_will_hold(tmp_path: object) -> None:

@@ -354,13 +354,13 @@ class FaissSQLiteDocumentStore:
                 gone_p += [r[0] for r in conn.execute("SELECT id FROM passages WHERE document_id = ?", (doc_id,))]
             gone_s = list(dict.fromkeys(gone_s))
             hashes = self._corpus_hash(conn)
-            removed_hashes = [
-                r[0] for d in targets for r in conn.execute("SELECT content_hash FROM documents WHERE id = ?", (d,))
-            ]
             delete_rows(conn, gone_s, gone_p)
-            deleted = [
-                d for d in targets if conn.execute("DELETE FROM documents WHERE id = ?", (d,)).rowcount and d in deletes
-            ]
+            deleted, removed_hashes = [], []
+            for d in targets:  # each delete returns the content hash the corpus hash loses
+                gone = conn.execute("DELETE FROM documents WHERE id = ? RETURNING content_hash", (d,)).fetchall()
+                removed_hashes += [r[0] for r in gone]
+                if gone and d in deletes:
+                    deleted.append(d)
             failpoint("mid_write")
             row = conn.execute("SELECT value FROM meta WHERE key = ?", (token_codes.META_KEY,)).fetchone()
             code = token_codes.settle(

@@ -102,11 +102,7 @@ class VectorIndex:
         ids = faiss.vector_to_array(self.delta.id_map).astype(np.int64)
         vectors = self.delta.index.reconstruct_n(0, int(self.delta.ntotal))
         base = faiss.clone_index(self.index) if self.index.ntotal else _new_base(self.spec, self.dimension)
-        faiss.omp_set_num_threads(_BULK_THREADS)
-        try:
-            _train_and_add(base, self.spec, ids, vectors)
-        finally:
-            faiss.omp_set_num_threads(1)
+        _train_and_add(base, self.spec, ids, vectors)
         self.index, self.delta, self.base_file = base, _flat(self.dimension), None
         self._forget_search_state()
 
@@ -261,6 +257,7 @@ def _new_base(spec: str, dimension: int) -> faiss.Index:
 
 
 def _train_and_add(index: faiss.Index, spec: str, ids: np.ndarray, vectors: np.ndarray) -> None:
+    """Train `index` if it needs it, then add: bulk work, on every core (searches stay on one)."""
     if not index.is_trained:
         needed = _training_minimum(index)
         if len(vectors) < needed:
@@ -268,19 +265,20 @@ def _train_and_add(index: faiss.Index, spec: str, ids: np.ndarray, vectors: np.n
                 f"FAISS index {spec!r} needs at least {needed} vectors to train, got {len(vectors)}; "
                 "use QA_FAISS_INDEX=Flat for small corpora."
             )
-        index.train(vectors)
-    index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+    faiss.omp_set_num_threads(_BULK_THREADS)
+    try:
+        if not index.is_trained:
+            index.train(vectors)
+        index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+    finally:
+        faiss.omp_set_num_threads(1)
 
 
 def build(spec: str, dimension: int, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex:
     """A new index holding `vectors` in its base (a rebuild: no delta, no tombstones)."""
     index = VectorIndex.create(spec, dimension)
     if len(ids):
-        faiss.omp_set_num_threads(_BULK_THREADS)
-        try:
-            _train_and_add(index.index, spec, ids, np.ascontiguousarray(vectors, dtype=np.float32))
-        finally:
-            faiss.omp_set_num_threads(1)
+        _train_and_add(index.index, spec, ids, np.ascontiguousarray(vectors, dtype=np.float32))
     return index
 
 
