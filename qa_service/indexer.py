@@ -96,7 +96,9 @@ class Indexer:
                     is_update,
                 )
 
-        self._write(converted(), removed, report, len(todo), on_progress)
+        # file sizes stand for the text to come (bulk loads are decided before anything is converted)
+        size = sum(f.path.stat().st_size for f, _, _ in todo)
+        self._write(converted(), removed, report, len(todo), on_progress, size)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -133,7 +135,7 @@ class Indexer:
             wanted = {s.origin or s.source for s in sources}
             removed = [d.id for o, d in known.items() if o.startswith(prune_origin_prefix) and o not in wanted]
         report.removed = len(removed)
-        self._write(iter(todo), removed, report, len(todo), on_progress)
+        self._write(iter(todo), removed, report, len(todo), on_progress, sum(len(d.text) for d, _ in todo))
         report.seconds = time.perf_counter() - started
         return report
 
@@ -153,8 +155,10 @@ class Indexer:
         report: IndexReport,
         total: int,
         on_progress: Callable[[int, int], None] | None,
+        expected_chars: int,
     ) -> None:
-        """Embed and commit in batches; every batch is one atomic generation of the index."""
+        """Embed and commit in batches; every batch is one atomic generation of the index. The whole
+        run is one `bulk_load` of the store (PostgreSQL may build its search indexes after the rows)."""
         batch: list[tuple[SourceDocument, bool]] = []
         chars = done = 0
         pending_deletes = list(removed)
@@ -174,12 +178,13 @@ class Indexer:
                 on_progress(done, total)
             batch, chars, pending_deletes = [], 0, []
 
-        for doc, is_update in docs:
-            batch.append((doc, is_update))
-            chars += len(doc.text)
-            if chars >= self.batch_chars:
-                flush()
-        flush()
+        with self.store.bulk_load(expected_chars):
+            for doc, is_update in docs:
+                batch.append((doc, is_update))
+                chars += len(doc.text)
+                if chars >= self.batch_chars:
+                    flush()
+            flush()
 
     def _embed(self, docs: list[SourceDocument]) -> list[SourceDocument]:
         if not docs:

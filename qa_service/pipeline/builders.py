@@ -71,6 +71,8 @@ def open_catalog(settings: Settings, create: bool = True) -> CollectionCatalog:
             create=create,
             timeout=settings.database_timeout_seconds,
             keyword_ranking=settings.pgvector_keyword_ranking,
+            bulk_min_chars=settings.pgvector_bulk_min_chars,
+            maintenance_work_mem=settings.pgvector_maintenance_work_mem,
         )
     from qa_service.store.embedded.catalog import EmbeddedCatalog
 

@@ -47,6 +47,7 @@ class SentenceStore(Protocol):
         sentence_deletes: list[RowId] | None = None,
         rebuild: bool = False,
     ) -> ApplyResult: ...
+    def bulk_load(self, chars: int) -> AbstractContextManager[None]: ...  # writes of `chars` characters follow
 
     # search
     def dense_sentences(self, query: np.ndarray, k: int, filters: dict[str, Any] | None = None) -> list[Hit]: ...

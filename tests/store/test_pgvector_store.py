@@ -77,3 +77,21 @@ def test_unreachable_database_is_a_clear_error_without_the_password(tmp_path: Pa
 def test_settings_require_a_database_url_for_pgvector() -> None:
     with pytest.raises(ValidationError, match="QA_DATABASE_URL"):
         Settings(store="pgvector")
+
+
+def test_documents_under_takes_any_number_of_origins_and_folders(tmp_path: Path, database_url: str) -> None:
+    service = QAService(backend_settings("pgvector", tmp_path, database_url))
+    service.index_texts(
+        [
+            TextSource(source="a.txt", text="Alpha text here.", origin="docs/a.txt"),
+            TextSource(source="b.txt", text="Beta text here.", origin="docs/sub/b.txt"),
+            TextSource(source="c.txt", text="Gamma text here.", origin="docs-old/c.txt"),
+            TextSource(source="d.txt", text="Delta text here.", origin="upload:d"),
+        ]
+    )
+    store = service.store
+    assert set(store.documents_under(["docs"])) == {"docs/a.txt", "docs/sub/b.txt"}  # not docs-old/
+    assert set(store.documents_under(["docs/sub/", "upload:d"])) == {"docs/sub/b.txt", "upload:d"}
+    # more origins than a statement takes parameters (65,535): an upload of many documents looks them up
+    many = [f"upload:{n}" for n in range(70_000)] + ["upload:d", "docs-old"]
+    assert set(store.documents_under(many)) == {"upload:d", "docs-old/c.txt"}

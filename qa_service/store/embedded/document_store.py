@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -314,6 +314,11 @@ class FaissSQLiteDocumentStore:
         return (self.db.read_meta().get(token_codes.META_KEY) or "int8") if self.sentence_count else ""
 
     # --- writing ---------------------------------------------------------------------------------
+    def bulk_load(self, chars: int) -> AbstractContextManager[None]:
+        """Nothing to defer: each batch's vectors go to the delta, merged into the base past DELTA_MAX."""
+        del chars
+        return nullcontext()
+
     def apply(
         self,
         upserts: list[SourceDocument],

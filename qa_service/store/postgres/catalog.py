@@ -54,9 +54,13 @@ class PostgresCatalog:
         create: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
         keyword_ranking: str = "bm25",
+        bulk_min_chars: int = 1_000_000,
+        maintenance_work_mem: str = "1GB",
     ) -> None:
         self._store_args: dict[str, Any] = {
             "keyword_ranking": keyword_ranking,
+            "bulk_min_chars": bulk_min_chars,
+            "maintenance_work_mem": maintenance_work_mem,
             "connection_string": connection_string,
             "model": model,
             "dimension": dimension,

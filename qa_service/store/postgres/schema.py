@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS {s}.qa_documents (
     sentence_count INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS qa_documents_origin ON {s}.qa_documents (origin);
+CREATE INDEX IF NOT EXISTS qa_documents_origin_bytes ON {s}.qa_documents ((origin COLLATE "C"));
 CREATE TABLE IF NOT EXISTS {s}.qa_term_df (term TEXT PRIMARY KEY, df INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS qa_sentences_document ON {s}.qa_sentences ((meta->>'document_id'));
 CREATE INDEX IF NOT EXISTS qa_sentences_passage ON {s}.qa_sentences ((meta->>'passage_id'));

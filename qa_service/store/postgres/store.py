@@ -31,7 +31,7 @@ from psycopg import sql
 from qa_service.errors import InvalidInputError
 from qa_service.store import token_codes
 from qa_service.store.manifest import Manifest, corpus_hash
-from qa_service.store.postgres import bm25, keyword
+from qa_service.store.postgres import bm25, bulk, keyword
 from qa_service.store.postgres.pool import DEFAULT_TIMEOUT, Postgres
 from qa_service.store.postgres.rows import as_vector, count_terms, insert_documents
 from qa_service.store.postgres.schema import PASSAGES, SENTENCES, IndexIdentity, Tables, create_schema, read_meta
@@ -66,6 +66,8 @@ class PgvectorSentenceStore:
         timeout: float = DEFAULT_TIMEOUT,
         schema: str = "public",
         keyword_ranking: str = "bm25",
+        bulk_min_chars: int = 1_000_000,
+        maintenance_work_mem: str = "1GB",
     ) -> None:
         if keyword_ranking not in ("bm25", "ts_rank_cd"):
             raise InvalidInputError(f"Unknown keyword ranking {keyword_ranking!r} (bm25 or ts_rank_cd).")
@@ -74,6 +76,7 @@ class PgvectorSentenceStore:
         self.schema, self.t = schema, Tables(schema)  # the collection's schema (`public`: default)
         self.pool_size, self.ef_search, self.language, self.create = pool_size, ef_search, language, create
         self.timeout = timeout
+        self.bulk_min_chars, self.maintenance_work_mem = bulk_min_chars, maintenance_work_mem
         url = connection_string.resolve_value() or ""
         self.db = Postgres.shared(url, pool_size, ef_search, timeout)
         self.sentences, self.passages = (
@@ -154,6 +157,22 @@ class PgvectorSentenceStore:
         self.db.close()
 
     # --- writing ---------------------------------------------------------------------------------
+    @contextmanager
+    def bulk_load(self, chars: int) -> Iterator[None]:
+        """Writes of `chars` characters follow. Into an empty collection, at least `bulk_min_chars` of
+        them: its HNSW and GIN indexes are dropped now and built once when the block ends, however it
+        ends (`store/postgres/bulk.py`). Otherwise nothing changes."""
+        if not self.bulk_min_chars or chars < self.bulk_min_chars or self.sentence_count:
+            yield
+            return
+        with self.db.transaction() as conn:
+            statements = bulk.drop_search_indexes(conn, self.schema)
+        try:
+            yield
+        finally:
+            with self.db.transaction() as conn:
+                bulk.build_search_indexes(conn, statements, self.maintenance_work_mem)
+
     def apply(
         self,
         upserts: list[SourceDocument],
@@ -327,9 +346,17 @@ class PgvectorSentenceStore:
         """Stored documents whose origin is one of `scopes` or lies under one of them, by origin."""
         if not scopes:
             return {}
-        clauses = " OR ".join(["origin = %s OR starts_with(origin, %s)"] * len(scopes))
-        params = [p for s in scopes for p in (s, s.rstrip("/") + "/")]
-        return {d.origin: d for d in self._documents(f"WHERE {clauses}", params)}
+        # Two array parameters whatever the count (a statement takes at most 65,535 parameters; an
+        # upload of 240,000 documents asks for 240,000 origins), each matched through the byte-order
+        # index on origin: the scope itself, or the range [scope/, scope0) of the origins under it.
+        documents, by_bytes = self.t.documents, 'origin COLLATE "C"'
+        where = (
+            f"WHERE id IN (SELECT d.id FROM unnest(%s::text[]) AS s(scope) "
+            f"JOIN {documents} d ON d.{by_bytes} = s.scope "
+            f"UNION ALL SELECT u.id FROM unnest(%s::text[]) AS f(folder), LATERAL (SELECT id FROM {documents} "
+            f"WHERE {by_bytes} >= f.folder || '/' AND {by_bytes} < f.folder || '0') u)"
+        )
+        return {d.origin: d for d in self._documents(where, [scopes, [s.rstrip("/") for s in scopes]])}
 
     def list_documents(self, document_id: str | None = None) -> list[StoredDocument]:
         if document_id is not None:
@@ -403,6 +430,8 @@ class PgvectorSentenceStore:
             timeout=self.timeout,
             schema=self.schema,
             keyword_ranking=self.keyword_ranking,
+            bulk_min_chars=self.bulk_min_chars,
+            maintenance_work_mem=self.maintenance_work_mem,
         )
 
     @classmethod
