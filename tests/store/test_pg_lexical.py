@@ -19,6 +19,7 @@ from qa_service.service import QAService
 from qa_service.settings import Settings
 from qa_service.store.postgres import bm25
 from qa_service.store.postgres import keyword as pg_keyword
+from qa_service.store.postgres.pool import Postgres
 
 COMMON = [f"The falcon story number {i} is about a common falcon sighting." for i in range(6)]
 RARE = "A single quetzal sighting happened near the river."
@@ -167,7 +168,7 @@ def test_a_pg2_database_and_its_collections_are_upgraded_in_place(tmp_path: Path
         assert store.manifest().schema_version == "pg-3"
     with psycopg.connect(database_url, autocommit=True) as conn:
         indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE '%%_bm25'")}
-    assert indexes == {"qa_sentences_bm25", "qa_passages_bm25"}
+    assert indexes == {"qa_sentences_bm25"}  # passages are keyword-scored by id only
     upgraded.index_texts([_source("more.txt", "A quetzal nests in tall trees.")], collection="birds")
     assert len(upgraded.store_of("birds").keyword_sentences("quetzal", 10)) == 2
     upgraded.close()
@@ -195,3 +196,23 @@ def test_the_top_k_query_can_walk_the_hnsw_index(service: QAService, database_ur
             )
         )
     assert "qa_sentences_bm25" in plan
+
+
+def test_an_index_made_before_passages_lost_their_keyword_indexes_drops_them_when_opened(
+    tmp_path: Path, database_url: str
+) -> None:
+    svc = QAService(_settings(tmp_path, database_url))
+    svc.index_texts([_source(f"f{i}.txt", t) for i, t in enumerate([*COMMON, RARE])])
+    answer = svc.ask("Where was the quetzal sighting?").model_dump_json()
+    svc.close()
+    with psycopg.connect(database_url, autocommit=True) as conn:  # what the previous version created
+        conn.execute("CREATE INDEX qa_passages_bm25 ON qa_passages USING hnsw (bm25 sparsevec_ip_ops)")
+        conn.execute("CREATE INDEX qa_passages_keywords ON qa_passages USING GIN (keywords)")
+    Postgres.close_shared(database_url)
+    reopened = QAService(_settings(tmp_path, database_url), create_index=False)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        names = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'qa_passages'")}
+    assert "qa_passages_bm25" not in names and "qa_passages_keywords" not in names
+    assert "qa_passages_hnsw" in names
+    assert reopened.ask("Where was the quetzal sighting?").model_dump_json() == answer
+    reopened.close()

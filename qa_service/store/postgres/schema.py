@@ -29,6 +29,11 @@ COLLECTIONS_VERSION = "pg-2"  # what the catalog's upgrade of a pg-1 database wr
 UPGRADABLE_VERSIONS = ("pg-1",)  # upgraded by the catalog, to COLLECTIONS_VERSION
 LEXICAL_UPGRADABLE = ("pg-2",)  # upgraded by `create_schema`, to SCHEMA_VERSION
 SENTENCES, PASSAGES = "qa_sentences", "qa_passages"
+# Tables searched by keyword over all their rows. Passages are only keyword-scored by id (the
+# ranker's few candidate passages, `keyword.EXACT_RESTRICT`), so they keep their `bm25` vectors and
+# tsvector without an HNSW or GIN index over them: at a million sentences those two indexes took 5.5
+# of the bulk load's minutes, and every row-by-row insert paid for them.
+_KEYWORD_SEARCHED = (SENTENCES,)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS {s}.qa_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -155,11 +160,15 @@ def create_schema(
                 "GENERATED ALWAYS AS (to_tsvector({lang}, coalesce(content, ''))) STORED"
             ).format(table=name, lang=lang)
         )
-        conn.execute(
-            sql.SQL("CREATE INDEX IF NOT EXISTS {index} ON {table} USING GIN (keywords)").format(
-                index=sql.Identifier(f"{table}_keywords"), table=name
+        keywords = sql.Identifier(schema, f"{table}_keywords")
+        if table == SENTENCES:
+            conn.execute(
+                sql.SQL("CREATE INDEX IF NOT EXISTS {index} ON {table} USING GIN (keywords)").format(
+                    index=sql.Identifier(f"{table}_keywords"), table=name
+                )
             )
-        )
+        else:
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {index}").format(index=keywords))
     if meta.get("schema_version") in LEXICAL_UPGRADABLE:
         _upgrade_lexical(conn, schema, str(meta["schema_version"]), where)
     else:
@@ -196,14 +205,17 @@ def _bm25_meta() -> dict[str, str]:
 
 
 def _add_bm25(conn: Connection[Any], schema: str, table: str, index: bool = True) -> None:
-    """The `bm25` sparse-vector column and its HNSW inner-product index (idempotent)."""
+    """The `bm25` sparse-vector column and, on the table that is keyword-searched, its HNSW
+    inner-product index (idempotent)."""
     name = sql.Identifier(schema, table)
     conn.execute(
         sql.SQL("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS bm25 sparsevec({dim})").format(
             table=name, dim=sql.Literal(DIMENSION)
         )
     )
-    if index:
+    if table not in _KEYWORD_SEARCHED:
+        conn.execute(sql.SQL("DROP INDEX IF EXISTS {index}").format(index=sql.Identifier(schema, f"{table}_bm25")))
+    elif index:
         conn.execute(
             sql.SQL("CREATE INDEX IF NOT EXISTS {index} ON {table} USING hnsw (bm25 sparsevec_ip_ops)").format(
                 index=sql.Identifier(f"{table}_bm25"), table=name
