@@ -53,11 +53,14 @@ def test_a_bulk_load_builds_the_same_indexes_after_the_rows_and_answers_the_same
     reference = QAService(settings(tmp_path / "a", row_by_row_url, pgvector_bulk_min_chars=0))
     reference.index_texts(sources({**DOCS, **MORE}))
     expected = search_indexes(row_by_row_url)
-    # passages are keyword-scored by id only: no keyword index of ours over them
-    assert {name for name, _ in expected} == {
-        *(f"qa_sentences_{kind}" for kind in ("hnsw", "bm25", "keyword", "keywords")),
-        "qa_passages_hnsw",
-        "qa_passages_keyword",  # the integration's own full-text index
+    # one full-text index (over the stored tsvector) and the two HNSW graphs; passages are keyword-scored
+    # by id only
+    using = {name: definition.split(" USING ", 1)[1] for name, definition in expected}
+    assert using == {
+        "qa_sentences_hnsw": "hnsw (embedding vector_cosine_ops)",
+        "qa_sentences_bm25": "hnsw (bm25 sparsevec_ip_ops)",
+        "qa_sentences_keyword": "gin (keywords)",
+        "qa_passages_hnsw": "hnsw (embedding vector_cosine_ops)",
     }
 
     service = QAService(settings(tmp_path / "b", bulk_url, pgvector_bulk_min_chars=100))
@@ -96,7 +99,7 @@ def test_small_uploads_and_a_zero_threshold_maintain_indexes_row_by_row(tmp_path
             counts.append(len(search_indexes(url)))
 
         service.index_texts(sources(MORE), on_progress=look)
-        assert counts and set(counts) == {6}
+        assert counts and set(counts) == {4}
         service.store.close()
 
 
@@ -109,7 +112,7 @@ def test_an_upload_that_fails_half_way_still_builds_the_indexes(tmp_path: Path, 
 
     with pytest.raises(RuntimeError, match="disk full"):
         service.index_texts(sources({**DOCS, **MORE}), on_progress=fail_after_three)
-    assert len(search_indexes(database_url)) == 6
+    assert len(search_indexes(database_url)) == 4
     documents, sentences, _ = service.store.counts()
     assert 3 <= documents < len(DOCS) + len(MORE) and sentences > 0  # the committed batches stay, whole
     assert service.ask("Which airport closed?").citations[0].source == "volcano.txt"

@@ -198,21 +198,36 @@ def test_the_top_k_query_can_walk_the_hnsw_index(service: QAService, database_ur
     assert "qa_sentences_bm25" in plan
 
 
-def test_an_index_made_before_passages_lost_their_keyword_indexes_drops_them_when_opened(
+def test_an_index_made_before_the_full_text_indexes_were_trimmed_is_trimmed_when_opened(
     tmp_path: Path, database_url: str
 ) -> None:
     svc = QAService(_settings(tmp_path, database_url))
     svc.index_texts([_source(f"f{i}.txt", t) for i, t in enumerate([*COMMON, RARE])])
     answer = svc.ask("Where was the quetzal sighting?").model_dump_json()
     svc.close()
-    with psycopg.connect(database_url, autocommit=True) as conn:  # what the previous version created
-        conn.execute("CREATE INDEX qa_passages_bm25 ON qa_passages USING hnsw (bm25 sparsevec_ip_ops)")
+    with psycopg.connect(database_url, autocommit=True) as conn:  # what the previous version had
+        conn.execute("DROP INDEX qa_sentences_keyword")
+        conn.execute("DROP INDEX qa_passages_keyword")
+        conn.execute("CREATE INDEX qa_sentences_keyword ON qa_sentences USING GIN (to_tsvector('english', content))")
+        conn.execute("CREATE INDEX qa_sentences_keywords ON qa_sentences USING GIN (keywords)")
+        conn.execute("CREATE INDEX qa_passages_keyword ON qa_passages USING GIN (to_tsvector('english', content))")
         conn.execute("CREATE INDEX qa_passages_keywords ON qa_passages USING GIN (keywords)")
+        conn.execute("CREATE INDEX qa_passages_bm25 ON qa_passages USING hnsw (bm25 sparsevec_ip_ops)")
     Postgres.close_shared(database_url)
     reopened = QAService(_settings(tmp_path, database_url), create_index=False)
     with psycopg.connect(database_url, autocommit=True) as conn:
-        names = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'qa_passages'")}
-    assert "qa_passages_bm25" not in names and "qa_passages_keywords" not in names
-    assert "qa_passages_hnsw" in names
+        found = dict(
+            conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN ('qa_sentences', 'qa_passages') "
+                "AND indexdef ~ 'USING (gin|hnsw)'"
+            ).fetchall()
+        )
+    assert {name: d.split(" USING ", 1)[1] for name, d in found.items()} == {
+        "qa_sentences_hnsw": "hnsw (embedding vector_cosine_ops)",
+        "qa_sentences_bm25": "hnsw (bm25 sparsevec_ip_ops)",
+        "qa_sentences_keyword": "gin (keywords)",  # the earlier qa_sentences_keywords, renamed
+        "qa_passages_hnsw": "hnsw (embedding vector_cosine_ops)",
+    }
     assert reopened.ask("Where was the quetzal sighting?").model_dump_json() == answer
+    assert RARE in _texts(reopened, reopened.store.keyword_sentences("quetzal", 5))
     reopened.close()

@@ -160,15 +160,7 @@ def create_schema(
                 "GENERATED ALWAYS AS (to_tsvector({lang}, coalesce(content, ''))) STORED"
             ).format(table=name, lang=lang)
         )
-        keywords = sql.Identifier(schema, f"{table}_keywords")
-        if table == SENTENCES:
-            conn.execute(
-                sql.SQL("CREATE INDEX IF NOT EXISTS {index} ON {table} USING GIN (keywords)").format(
-                    index=sql.Identifier(f"{table}_keywords"), table=name
-                )
-            )
-        else:
-            conn.execute(sql.SQL("DROP INDEX IF EXISTS {index}").format(index=keywords))
+        _keyword_index(conn, schema, table)
     if meta.get("schema_version") in LEXICAL_UPGRADABLE:
         _upgrade_lexical(conn, schema, str(meta["schema_version"]), where)
     else:
@@ -194,6 +186,43 @@ def create_schema(
                 f"INSERT INTO {Tables(schema).meta}(key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
                 list(values.items()),
             )
+
+
+def _keyword_index(conn: Connection[Any], schema: str, table: str) -> None:
+    """One full-text index on the searched table, none on the other (idempotent; renames what an
+    earlier version made).
+
+    The integration creates its own GIN index over `to_tsvector(content)` under its keyword index
+    name (`<table>_keyword`) whenever no index of that name exists. We search the stored `keywords`
+    column instead, so its index only cost writes (a text parse and a GIN insert per row, 2 minutes
+    of a million-sentence bulk load). So `<table>_keyword` is ours: on sentences the GIN index over
+    `keywords` (earlier versions named it `<table>_keywords`), on passages, which are keyword-scored
+    by id only, an empty placeholder (a partial index no row enters)."""
+    table_name = sql.Identifier(schema, table)
+    name, earlier = f"{table}_keyword", f"{table}_keywords"
+    found = dict(
+        conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
+            (schema, table),
+        ).fetchall()
+    )
+    if "to_tsvector" in found.get(name, ""):  # the integration's
+        conn.execute(sql.SQL("DROP INDEX {index}").format(index=sql.Identifier(schema, name)))
+        found.pop(name)
+    if earlier in found:
+        if table in _KEYWORD_SEARCHED and name not in found:
+            conn.execute(
+                sql.SQL("ALTER INDEX {index} RENAME TO {new}").format(
+                    index=sql.Identifier(schema, earlier), new=sql.Identifier(name)
+                )
+            )
+        else:
+            conn.execute(sql.SQL("DROP INDEX {index}").format(index=sql.Identifier(schema, earlier)))
+    if table in _KEYWORD_SEARCHED:
+        statement = "CREATE INDEX IF NOT EXISTS {index} ON {table} USING GIN (keywords)"
+    else:
+        statement = "CREATE INDEX IF NOT EXISTS {index} ON {table} (id) WHERE false"
+    conn.execute(sql.SQL(statement).format(index=sql.Identifier(name), table=table_name))
 
 
 def _bm25_meta() -> dict[str, str]:
