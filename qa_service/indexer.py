@@ -71,13 +71,16 @@ class Indexer:
         existing = self.store.documents_under(scopes)
         report = IndexReport()
         todo = []
+        size = 0  # bytes of the files to index: they stand for the text to come (bulk loads are decided first)
         for f in files:
-            raw_hash = content_hash(f.path.read_bytes())
+            raw = f.path.read_bytes()
+            raw_hash = content_hash(raw)
             known = existing.get(f.origin)
             if known is not None and known.content_hash == raw_hash and known.source == f.source:
                 report.unchanged += 1
             else:
                 todo.append((f, raw_hash, known is not None))
+                size += len(raw)
         seen = {f.origin for f in files}
         removed = [doc.id for origin, doc in existing.items() if origin not in seen]
         report.removed = len(removed)
@@ -96,8 +99,6 @@ class Indexer:
                     is_update,
                 )
 
-        # file sizes stand for the text to come (bulk loads are decided before anything is converted)
-        size = sum(f.path.stat().st_size for f, _, _ in todo)
         self._write(converted(), removed, report, len(todo), on_progress, size)
         report.seconds = time.perf_counter() - started
         return report
