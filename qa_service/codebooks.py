@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from qa_service.quantize import INT8, ProductCodec, register
+from qa_service.quantize import INT4, INT4_CODEC, INT8, Codec, ProductCodec, register
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +67,13 @@ def load_shipped(directory: Path | None = None) -> list[ProductCodec]:
     return out
 
 
-def resolve(code: str, model: str, directory: Path | None = None) -> ProductCodec | None:
+def resolve(code: str, model: str, directory: Path | None = None) -> Codec | None:
     """The codec `code` names for `model`: None for int8, and for a PQ code without a shipped
-    codebook (that model falls back to int8, logged)."""
+    codebook (that model falls back to int8, logged); int4 needs no codebook."""
     if code == INT8:
         return None
+    if code == INT4:
+        return INT4_CODEC
     m = int(code.removeprefix("pq"))
     codec = load(model, m, directory)
     if codec is None:

@@ -1,18 +1,25 @@
 """Compact storage of token vectors (late interaction needs a few dozen per sentence).
 
-Two codes, named by `Settings.token_code`:
+Three codes, named by `Settings.token_code`:
 - `int8`: each unit token vector as int8, scaled by its own largest component (`dimension` bytes a token;
-  the code of every index written before product quantisation);
+  the code of every index written before `int4`);
+- `int4` (the default): each component as one of 16 levels, two to a byte (`dimension / 2` bytes a
+  token). The levels are evenly spaced at +-0.5 .. +-7.5 steps, a token's step being 3 standard
+  deviations of its components / 7.5 (the few larger components are clipped). No codebook: it works
+  for any model of even dimension >= 16. On the SQuAD subset's token vectors it keeps cosine 0.993
+  with the float vectors (pq96: 0.958; int8: 0.9999);
 - `pqM` (`pq48`): product quantisation, the vector cut into M sub-vectors of `dimension / M` dims, each
   stored as the byte naming its nearest of 256 centroids (M bytes a token: 8x smaller than int8 at 384
   dims and M = 48). The codebook is trained once per embedding model on a fixed text sample and ships
   with the project (`qa_service.codebooks`); it never depends on the corpus being indexed.
 
 A blob describes itself, so no blob can be read with the wrong code: an int8 blob is `n * dimension`
-bytes; a PQ blob is a 4-byte header (`PQ_MAGIC` and the first 3 bytes of its codebook's hash) and then
-`n * M` bytes. With M >= 8 dividing `dimension`, `4 + n * M` is never a multiple of `dimension`, so the
-two never read alike. Decoding a PQ blob gives the centroids' concatenation (renormalised): question
-tokens stay in float against it (asymmetric scoring; the quantisation error is on one side only).
+bytes; an int4 blob is the 4-byte `INT4_HEADER` and then `n * dimension / 2` bytes; a PQ blob is a 4-byte
+header (`PQ_MAGIC` and the first 3 bytes of its codebook's hash) and then `n * M` bytes. With M >= 8
+dividing `dimension`, and `dimension` even and >= 16, neither `4 + n * M` nor `4 + n * dimension / 2`
+is a multiple of `dimension`, so no two read alike. Decoding a PQ blob gives the centroids'
+concatenation (renormalised), an int4 blob its levels (renormalised): question tokens stay in float
+against them (asymmetric scoring; the quantisation error is on one side only).
 """
 
 from __future__ import annotations
@@ -28,6 +35,14 @@ from qa_service.errors import IndexMismatchError
 PQ_MAGIC = 0xA7
 HEADER = 4
 INT8 = "int8"
+INT4 = "int4"
+INT4_HEADER = bytes([0xA4, 0x69, 0x34, 0x01])  # magic, "i4", version 1
+INT4_CLIP = 3.0  # standard deviations of a token's components that reach the outermost level
+# Each byte's two components (high nibble first) as level values (nibble - 7.5), the pair viewed as
+# one float64 so that a token decodes with one 1-D `take` (10x faster than `take(..., axis=0)`).
+_INT4_PAIRS = (
+    np.stack([(np.arange(256) >> 4) - 7.5, (np.arange(256) & 15) - 7.5], axis=1).astype(np.float32).view(np.float64)
+).reshape(-1)
 
 
 def _unit(matrix: np.ndarray) -> np.ndarray:
@@ -48,8 +63,68 @@ def _int8_unblob(data: bytes, dimension: int) -> np.ndarray:
     return _unit(matrix)
 
 
+class _HeaderedCodec:
+    """What the codes with a header share: a blob is `header` + `codes(tokens)`'s bytes."""
+
+    header: bytes
+
+    def codes(self, tokens: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode(self, tokens: np.ndarray) -> bytes:
+        if tokens.size == 0:
+            return b""
+        return self.header + self.codes(tokens).tobytes()
+
+    def encode_many(self, token_sets: list[np.ndarray]) -> list[bytes]:
+        """`encode` of each, in one pass over their concatenation (per-sentence calls cost a few
+        small matrix products each)."""
+        sizes = [len(t) for t in token_sets]
+        if not any(sizes):
+            return [b"" for _ in token_sets]
+        codes = self.codes(np.concatenate([t for t in token_sets if len(t)]))
+        out, at = [], 0
+        for n in sizes:
+            out.append(self.header + codes[at : at + n].tobytes() if n else b"")
+            at += n
+        return out
+
+
+class Int4Codec(_HeaderedCodec):
+    """16 evenly spaced levels per component, two components a byte (module docstring)."""
+
+    name = INT4
+    header = INT4_HEADER
+
+    @staticmethod
+    def supports(dimension: int) -> bool:
+        return dimension >= 16 and dimension % 2 == 0
+
+    def token_bytes(self, dimension: int) -> int:
+        return dimension // 2
+
+    def codes(self, tokens: np.ndarray) -> np.ndarray:
+        """(n, dimension / 2) uint8: level k + 8 of each component (k = floor(x / step), clipped to
+        -8..7, decoded as k + 0.5 steps), the even component in the high nibble."""
+        t = np.asarray(tokens, dtype=np.float32)
+        inverse = 7.5 / np.maximum(t.std(axis=1, keepdims=True) * INT4_CLIP, 1e-12)
+        levels = np.floor(t * inverse)
+        np.clip(levels, -8, 7, out=levels)
+        levels += 8
+        nibbles = levels.astype(np.uint8)
+        return (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+
+    def decode_payload(self, payload: bytes, dimension: int) -> np.ndarray:
+        """Unit token vectors of a run of blobs' payloads (the scale is lost: only directions count)."""
+        codes = np.frombuffer(payload, dtype=np.uint8)
+        return _unit(np.take(_INT4_PAIRS, codes).view(np.float32).reshape(-1, dimension))
+
+
+INT4_CODEC = Int4Codec()
+
+
 @dataclass(frozen=True)
-class ProductCodec:
+class ProductCodec(_HeaderedCodec):
     """A product quantiser: `centroids` is (M, 256, dimension / M) float32."""
 
     centroids: np.ndarray
@@ -84,8 +159,19 @@ class ProductCodec:
         return f"pq{self.m}:{self.digest[:16]}"
 
     @property
-    def header(self) -> bytes:
+    def header(self) -> bytes:  # type: ignore[override]
         return bytes([PQ_MAGIC]) + bytes.fromhex(self.digest[:6])
+
+    def supports(self, dimension: int) -> bool:
+        return dimension == self.dimension
+
+    def token_bytes(self, dimension: int) -> int:
+        return self.m
+
+    def decode_payload(self, payload: bytes, dimension: int) -> np.ndarray:
+        if dimension != self.dimension:
+            raise IndexMismatchError(f"Token codebook of dimension {self.dimension} read with dimension {dimension}.")
+        return self.decode_codes(np.frombuffer(payload, dtype=np.uint8).reshape(-1, self.m))
 
     def codes(self, tokens: np.ndarray) -> np.ndarray:
         """(n, M) uint8: each sub-vector's nearest centroid (argmax of x.c - |c|^2 / 2)."""
@@ -95,24 +181,6 @@ class ProductCodec:
         half_norms = 0.5 * np.einsum("mkd,mkd->mk", self.centroids, self.centroids)
         for j in range(m):
             out[:, j] = np.argmax(parts[:, j, :] @ self.centroids[j].T - half_norms[j], axis=1)
-        return out
-
-    def encode(self, tokens: np.ndarray) -> bytes:
-        if tokens.size == 0:
-            return b""
-        return self.header + self.codes(tokens).tobytes()
-
-    def encode_many(self, token_sets: list[np.ndarray]) -> list[bytes]:
-        """`encode` of each, in one pass over their concatenation (per-sentence calls cost 48 small
-        matrix products each)."""
-        sizes = [len(t) for t in token_sets]
-        if not any(sizes):
-            return [b"" for _ in token_sets]
-        codes = self.codes(np.concatenate([t for t in token_sets if len(t)]))
-        out, at = [], 0
-        for n in sizes:
-            out.append(self.header + codes[at : at + n].tobytes() if n else b"")
-            at += n
         return out
 
     def decode_codes(self, codes: np.ndarray) -> np.ndarray:
@@ -137,7 +205,12 @@ def register(codec: ProductCodec) -> ProductCodec:
     return codec
 
 
-def _codec_of(header: bytes) -> ProductCodec:
+Codec = Int4Codec | ProductCodec
+
+
+def _codec_of(header: bytes) -> Codec:
+    if header == INT4_HEADER:
+        return INT4_CODEC
     codec = _registry.get(header)
     if codec is None:
         from qa_service.codebooks import load_shipped
@@ -147,15 +220,17 @@ def _codec_of(header: bytes) -> ProductCodec:
     if codec is None:
         raise IndexMismatchError(
             f"The index holds token vectors coded with codebook {header[1:].hex()}…, which this installation "
-            "does not ship; re-index with QA_TOKEN_CODE=int8 or install the version that wrote it."
+            "does not ship; re-index with QA_TOKEN_CODE=int4 or install the version that wrote it."
         )
     return codec
 
 
-def resolve_name(name: str) -> ProductCodec:
-    """The codec an index's manifest names (`pq48:<hash prefix>`); refused when none is known."""
+def resolve_name(name: str) -> Codec:
+    """The codec an index's manifest names (`int4`, `pq48:<hash prefix>`); refused when none is known."""
+    if name == INT4:
+        return INT4_CODEC
     prefix = name.partition(":")[2]
-    if len(prefix) < 6:
+    if not name.startswith("pq") or len(prefix) < 6:
         raise IndexMismatchError(f"Unknown token code {name!r}.")
     codec = _codec_of(bytes([PQ_MAGIC]) + bytes.fromhex(prefix[:6]))
     if codec.name != name:
@@ -182,35 +257,30 @@ def decode_blobs(blobs: list[bytes], dimension: int) -> tuple[np.ndarray, np.nda
     each has. Runs of blobs in one code decode in one call."""
     lengths = np.zeros(len(blobs), dtype=np.int64)
     parts: list[np.ndarray] = []
-    int8_run: list[bytes] = []
-    pq_run: list[bytes] = []
-    pq_codec: ProductCodec | None = None
+    run: list[bytes] = []
+    run_codec: Codec | None = None  # None: int8
 
     def flush() -> None:
-        nonlocal pq_codec
-        if int8_run:
-            parts.append(_int8_unblob(b"".join(int8_run), dimension))
-            int8_run.clear()
-        if pq_run and pq_codec is not None:
-            codes = np.frombuffer(b"".join(pq_run), dtype=np.uint8).reshape(-1, pq_codec.m)
-            parts.append(pq_codec.decode_codes(codes))
-            pq_run.clear()
+        if run:
+            payload = b"".join(run)
+            parts.append(
+                _int8_unblob(payload, dimension) if run_codec is None else run_codec.decode_payload(payload, dimension)
+            )
+            run.clear()
 
     for i, data in enumerate(blobs):
-        if len(data) % dimension == 0:
-            if pq_run:
-                flush()
-            int8_run.append(data)
+        codec = None if len(data) % dimension == 0 else _codec_of(data[:HEADER])
+        if codec is not run_codec:
+            flush()
+            run_codec = codec
+        if codec is None:
+            run.append(data)
             lengths[i] = len(data) // dimension
             continue
-        codec = _codec_of(data[:HEADER])
-        if codec.dimension != dimension:
-            raise IndexMismatchError(f"Token codebook of dimension {codec.dimension} read with dimension {dimension}.")
-        if int8_run or (pq_codec is not None and codec is not pq_codec):
-            flush()
-        pq_codec = codec
-        pq_run.append(data[HEADER:])
-        lengths[i] = (len(data) - HEADER) // codec.m
+        if not codec.supports(dimension) or (len(data) - HEADER) % codec.token_bytes(dimension):
+            raise IndexMismatchError(f"Token vectors coded as {codec.name} cannot be read with dimension {dimension}.")
+        run.append(data[HEADER:])
+        lengths[i] = (len(data) - HEADER) // codec.token_bytes(dimension)
     flush()
     tokens = np.concatenate(parts) if parts else np.zeros((0, dimension), dtype=np.float32)
     return tokens, lengths

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,9 @@ from haystack import Document, component, default_from_dict, default_to_dict
 from qa_service.codebooks import resolve
 from qa_service.embed_batching import EmbedBatcher, batcher_for
 from qa_service.encoders import Encoder, get_encoder
-from qa_service.quantize import INT8, ProductCodec, token_blob
+from qa_service.quantize import INT8, Codec, token_blob
+
+logger = logging.getLogger(__name__)
 
 
 def embedding_text(doc: Document) -> str:
@@ -62,8 +65,9 @@ class SentenceEmbedder(_EncoderComponent):
     come out as one float32 matrix, `embeddings` (row i is `documents[i]`'s), not as per-document
     lists of Python floats: those take 12 KiB per sentence, which bulk indexing cannot afford. The
     sentence's own tokens (title tokens dropped) come out as `tokens`,
-    aligned with `documents` as blobs in `token_code` (`qa_service.quantize`: int8, or product-quantised
-    with the model's shipped codebook), for late interaction and the sentence-only vector at query time.
+    aligned with `documents` as blobs in `token_code` (`qa_service.quantize`: int4, int8, or
+    product-quantised with the model's shipped codebook), for late interaction and the sentence-only
+    vector at query time.
     """
 
     def __init__(
@@ -80,13 +84,21 @@ class SentenceEmbedder(_EncoderComponent):
         _EncoderComponent.__init__(self, model, device, backend, cache_dir, threads)
         self.batch_size = batch_size
         self.token_code = token_code
-        self._codec: ProductCodec | None = None
+        self._codec: Codec | None = None
         self._resolved = token_code == INT8
 
     def warm_up(self) -> None:
         _EncoderComponent.warm_up(self)
         if not self._resolved:  # once: a model without a shipped codebook logs its int8 fallback once
             self._codec, self._resolved = resolve(self.token_code, self.model), True
+            assert self._encoder is not None
+            if self._codec is not None and not self._codec.supports(self._encoder.dimension):
+                logger.warning(
+                    "Token code %s cannot store %d-dimensional vectors; they are stored as int8.",
+                    self.token_code,
+                    self._encoder.dimension,
+                )
+                self._codec = None
 
     @component.output_types(documents=list[Document], embeddings=np.ndarray, tokens=list[bytes])
     def run(self, documents: list[Document]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ class Manifest:
     corpus_hash: str
     created_at: float
     updated_at: float
-    token_code: str = "int8"  # how token vectors are stored: int8, or pqM:<codebook sha256 prefix>
+    token_code: str = "int8"  # how token vectors are stored: int4, int8, or pqM:<codebook sha256 prefix>
 
     def check_compatible(self, model: str, dimension: int, where: Path) -> None:
         if self.model != model or self.dimension != dimension:

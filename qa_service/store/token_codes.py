@@ -1,10 +1,11 @@
 """Which code an index's token vectors are in (`qa_service.quantize`), kept as meta key `token_code`.
 
-An index holds one code. Indexes written before product quantisation have no key: they are int8.
+An index holds one code. Indexes written before product quantisation have no key: they are int8
+(and stay int8 when the default is int4).
 A write whose sentences come in another code than the index's is refused (mixed codes), unless the
 index holds no other sentence once the write's deletes are done (a full re-index adopts the new
 code). The Indexer transcodes to the store's code first (`transcode`), so an int8 index keeps taking
-documents when the settings ask for a PQ code.
+documents when the settings ask for another code.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from qa_service.errors import IndexMismatchError
-from qa_service.quantize import INT8, ProductCodec, blob_code, decode_blobs, resolve_name, token_blob
+from qa_service.quantize import INT8, Codec, blob_code, decode_blobs, resolve_name, token_blob
 from qa_service.store.records import SourceDocument
 
 META_KEY = "token_code"
@@ -53,7 +54,7 @@ def transcode(blobs: list[bytes], target: str, dimension: int) -> list[bytes]:
     """`blobs` re-encoded in `target` (an index's code); unchanged when they already are."""
     if not target or all(blob_code(b, dimension) in ("", target) for b in blobs):
         return blobs
-    codec: ProductCodec | None = None if target == INT8 else resolve_name(target)
+    codec: Codec | None = None if target == INT8 else resolve_name(target)
     tokens, lengths = decode_blobs(blobs, dimension)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     parts = [tokens[offsets[i] : offsets[i + 1]] for i in range(len(blobs))]

@@ -1,5 +1,6 @@
-"""Token codes in the stores: a new index records its code (and codebook hash) in the manifest, an
-index from before PQ (int8 blobs) answers as it did and keeps int8 when given new documents, mixed
+"""Token codes in the stores: a new index records its code (and codebook hash) in the manifest (int4
+by default), an index from before PQ (int8 blobs) answers as it did and keeps int8 when given new
+documents (under the int4 default too), mixed
 codes are refused, a full re-index adopts the new code, and a codebook this installation lacks is
 refused at open. Both backends."""
 
@@ -16,7 +17,7 @@ import pytest
 from qa_service import codebooks
 from qa_service.errors import IndexMismatchError
 from qa_service.indexer import TextSource
-from qa_service.quantize import INT8, blob_code, token_blob
+from qa_service.quantize import HEADER, INT4, INT8, blob_code, token_blob
 from qa_service.service import QAService
 from qa_service.settings import Settings
 from qa_service.store.records import SourceDocument
@@ -108,33 +109,71 @@ def test_a_new_index_stores_pq_codes_and_records_them(
     service.store.close()
 
 
+def test_a_new_index_stores_int4_by_default(
+    backend: str,  # noqa: F811
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    url = request.getfixturevalue("database_url") if backend == "pgvector" else None
+    settings = backend_settings(backend, tmp_path, url)
+    assert settings.token_code == INT4
+    service = QAService(settings)
+    service.index_texts(TEXTS)
+    assert service.store.manifest().token_code == INT4
+    rows = service.store.sentence_rows([d.meta["row_id"] for d in service.store.filter_documents()])
+    assert rows and all(blob_code(r["tokens"], 64) == INT4 for r in rows)
+    assert all((len(r["tokens"]) - HEADER) % 32 == 0 for r in rows)  # header + half a byte a component
+    answer = service.ask("How long is the main span of the Golden Gate Bridge?")
+    assert not answer.abstained and any("1,280 metres" in c.text for c in answer.citations)
+    unit = np.full((1, 64), 0.125, dtype=np.float32)
+    doc = SourceDocument(
+        id="x",
+        source="x.txt",
+        origin="x",
+        text="A sentence here.",
+        content_hash="h",
+        sentences=[(0, 16, 0)],
+        sentence_embeddings=unit,
+        passages=[(0, 16)],
+        passage_embeddings=unit,
+        sentence_tokens=[token_blob(unit)],
+    )
+    with pytest.raises(IndexMismatchError, match="stores token vectors as int4"):
+        service.store.apply([doc], [])
+    service.store.close()
+
+
+@pytest.mark.parametrize("code", ["pq8", INT4])
 def test_a_full_reindex_adopts_the_new_code(
     backend: str,  # noqa: F811
     tmp_path: Path,
     request: pytest.FixtureRequest,
     shipped: dict[str, object],
+    code: str,
 ) -> None:
     old = QAService(_settings(backend, tmp_path, request, "int8"))
     old.index_texts(TEXTS)
     assert old.store.manifest().token_code == INT8
     old.store.close()
-    new = QAService(_settings(backend, tmp_path, request, "pq8"))
+    new = QAService(_settings(backend, tmp_path, request, code))
     new.index_texts([TextSource(source="new.txt", text="Penguins swim fast. They live in the south.", origin="n")])
     assert new.store.manifest().token_code == INT8
     for doc in new.documents():
         new.delete_document(doc.id)
     new.index_texts(TEXTS)
-    assert new.store.manifest().token_code.startswith("pq8:")
+    assert new.store.manifest().token_code.split(":")[0] == code
     new.store.close()
 
 
+@pytest.mark.parametrize("code", ["pq8", None])  # None: the default, int4
 def test_an_int8_index_from_before_pq_answers_the_same_and_stays_int8(
-    tmp_path: Path, shipped: dict[str, object]
+    tmp_path: Path, shipped: dict[str, object], code: str | None
 ) -> None:
     index_dir = tmp_path / "index"
     shutil.copytree(FIXTURE / "index", index_dir)
     expected = _expected(json.loads((FIXTURE / "expected.json").read_text())["answers"])
-    service = QAService(Settings(index_dir=index_dir, embedding_model="hash:64", token_code="pq8"), create_index=False)
+    settings = Settings(index_dir=index_dir, embedding_model="hash:64", **({"token_code": code} if code else {}))
+    service = QAService(settings, create_index=False)
     for question, answer in expected.items():  # less the ranking scores (see test_collection_upgrade)
         assert _answer(service, question) == answer
     assert service.store.manifest().token_code == INT8
