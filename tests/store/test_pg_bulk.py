@@ -125,6 +125,14 @@ def test_a_process_killed_after_dropping_the_indexes_gets_them_back_at_the_next_
     expected = search_indexes(database_url)
     with psycopg.connect(database_url, autocommit=True) as conn:  # what a killed bulk load leaves
         bulk.drop_search_indexes(conn, "public")
+        # Every index built from here on, with its definition (an event trigger: what PostgreSQL did).
+        conn.execute("CREATE TABLE built_indexes (identity text, definition text)")
+        conn.execute(
+            "CREATE FUNCTION log_index() RETURNS event_trigger LANGUAGE plpgsql AS $$ DECLARE r record; BEGIN "
+            "FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() WHERE command_tag = 'CREATE INDEX' LOOP "
+            "INSERT INTO built_indexes VALUES (r.object_identity, pg_get_indexdef(r.objid)); END LOOP; END $$"
+        )
+        conn.execute("CREATE EVENT TRIGGER log_index ON ddl_command_end EXECUTE FUNCTION log_index()")
     assert search_indexes(database_url) == []
     service.store.close()
     from qa_service.store.postgres.pool import Postgres
@@ -132,6 +140,12 @@ def test_a_process_killed_after_dropping_the_indexes_gets_them_back_at_the_next_
     Postgres.close_shared(database_url)  # a new process: its own pool and setup
     QAService(settings(tmp_path, database_url))
     assert search_indexes(database_url) == expected
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        built = conn.execute("SELECT identity, definition FROM built_indexes").fetchall()
+        conn.execute("DROP EVENT TRIGGER log_index")
+    # each dropped index built once, ours: never the integration's to_tsvector(content) GIN first
+    assert sorted(identity for identity, _ in built) == sorted(f"public.{name}" for name, _ in expected)
+    assert not any("to_tsvector" in definition for _, definition in built)
 
 
 def test_bulk_loads_into_a_collection_rebuild_that_collection_only(tmp_path: Path, database_url: str) -> None:

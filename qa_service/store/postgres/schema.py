@@ -141,6 +141,12 @@ def create_schema(
         _check(meta, wanted, where)
     quoted = sql.Identifier(schema).as_string(conn)
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+    for table in (SENTENCES, PASSAGES):
+        # Ours first where the table is there but its keyword index is not (a bulk load killed before
+        # rebuilding): the integration's setup would otherwise build its own GIN under that name,
+        # only for `_keyword_index` to drop it (minutes at a million sentences).
+        if _has_column(conn, schema, table, "keywords"):
+            _keyword_index(conn, schema, table)
     for store in stores:  # the integration creates tables and indexes
         store._ensure_db_setup()
         store.close()  # its own connection is only needed again for `filter_documents`
@@ -186,6 +192,14 @@ def create_schema(
                 f"INSERT INTO {Tables(schema).meta}(key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
                 list(values.items()),
             )
+
+
+def _has_column(conn: Connection[Any], schema: str, table: str, column: str) -> bool:
+    found = conn.execute(
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND table_name = %s AND column_name = %s",
+        (schema, table, column),
+    ).fetchone()
+    return found is not None
 
 
 def _keyword_index(conn: Connection[Any], schema: str, table: str) -> None:
