@@ -39,8 +39,9 @@ def _free_port() -> int:
 class LocalPostgres:
     """initdb + postgres on 127.0.0.1:<free port>; `url(db)` gives a connection URL."""
 
-    def __init__(self, durable: bool = False) -> None:
+    def __init__(self, durable: bool = False, options: dict[str, str] | None = None) -> None:
         self.durable = durable  # False: fsync off (tests); True: PostgreSQL's defaults (measurements)
+        self.options = dict(options or {})  # server settings (-c name=value), e.g. shared_buffers
         self.port = _free_port()
         self.data = Path(tempfile.mkdtemp(prefix="qa-pg-"))
         self._proc: subprocess.Popen[bytes] | None = None
@@ -79,6 +80,7 @@ class LocalPostgres:
                 "-c",
                 "max_connections=200",
                 *([] if self.durable else options),
+                *(arg for name, value in self.options.items() for arg in ("-c", f"{name}={value}")),
             ],
             stdout=subprocess.DEVNULL,
             stderr=open(self.data / "server.log", "ab"),  # noqa: SIM115 (the server owns it)

@@ -220,6 +220,19 @@ def test_services_per_profile(docker_compose: Compose) -> None:
 
 
 @needs_binary
+def test_postgres_shared_buffers_default_and_override(docker_compose: Compose) -> None:
+    """PostgreSQL's 128MB default made million-sentence answers 1.5-2x slower (README, "Capacity")."""
+
+    def command(env: Mapping[str, str]) -> list[str]:
+        result = docker_compose("--profile", "scale", "config", "--format", "json", env=env)
+        assert result.returncode == 0, result.stderr
+        return list(json.loads(result.stdout)["services"]["postgres"]["command"])
+
+    assert command(SCALE_ENV) == ["postgres", "-c", "shared_buffers=1GB"]
+    assert command({**SCALE_ENV, "POSTGRES_SHARED_BUFFERS": "6GB"}) == ["postgres", "-c", "shared_buffers=6GB"]
+
+
+@needs_binary
 def test_binary_resolves_the_file_as_these_tests_do(docker_compose: Compose) -> None:
     result = docker_compose("--profile", "scale", "config", "--format", "json")
     assert result.returncode == 0, result.stderr
