@@ -76,6 +76,23 @@ def _settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest, code
     return backend_settings(backend, tmp_path, url).model_copy(update={"token_code": code})
 
 
+def _int8_document() -> SourceDocument:
+    """One sentence whose token vectors are int8: refused by an index in another code."""
+    unit = np.full((1, 64), 0.125, dtype=np.float32)
+    return SourceDocument(
+        id="x",
+        source="x.txt",
+        origin="x",
+        text="A sentence here.",
+        content_hash="h",
+        sentences=[(0, 16, 0)],
+        sentence_embeddings=unit,
+        passages=[(0, 16)],
+        passage_embeddings=unit,
+        sentence_tokens=[token_blob(unit)],
+    )
+
+
 def test_a_new_index_stores_pq_codes_and_records_them(
     backend: str,  # noqa: F811
     tmp_path: Path,
@@ -91,21 +108,8 @@ def test_a_new_index_stores_pq_codes_and_records_them(
     assert all((len(r["tokens"]) - 4) % 8 == 0 for r in rows)  # header + 8 bytes a token
     assert not service.ask("How do I restart the payments database?").abstained
     # int8 sentences into this index are refused (one code per index)
-    unit = np.full((1, 64), 0.125, dtype=np.float32)
-    doc = SourceDocument(
-        id="x",
-        source="x.txt",
-        origin="x",
-        text="A sentence here.",
-        content_hash="h",
-        sentences=[(0, 16, 0)],
-        sentence_embeddings=unit,
-        passages=[(0, 16)],
-        passage_embeddings=unit,
-        sentence_tokens=[token_blob(unit)],
-    )
     with pytest.raises(IndexMismatchError, match="stores token vectors as pq8"):
-        service.store.apply([doc], [])
+        service.store.apply([_int8_document()], [])
     service.store.close()
 
 
@@ -125,21 +129,8 @@ def test_a_new_index_stores_int4_by_default(
     assert all((len(r["tokens"]) - HEADER) % 32 == 0 for r in rows)  # header + half a byte a component
     answer = service.ask("How long is the main span of the Golden Gate Bridge?")
     assert not answer.abstained and any("1,280 metres" in c.text for c in answer.citations)
-    unit = np.full((1, 64), 0.125, dtype=np.float32)
-    doc = SourceDocument(
-        id="x",
-        source="x.txt",
-        origin="x",
-        text="A sentence here.",
-        content_hash="h",
-        sentences=[(0, 16, 0)],
-        sentence_embeddings=unit,
-        passages=[(0, 16)],
-        passage_embeddings=unit,
-        sentence_tokens=[token_blob(unit)],
-    )
     with pytest.raises(IndexMismatchError, match="stores token vectors as int4"):
-        service.store.apply([doc], [])
+        service.store.apply([_int8_document()], [])
     service.store.close()
 
 
