@@ -141,12 +141,12 @@ def create_schema(
         _check(meta, wanted, where)
     quoted = sql.Identifier(schema).as_string(conn)
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
-    for table in (SENTENCES, PASSAGES):
-        # Ours first where the table is there but its keyword index is not (a bulk load killed before
-        # rebuilding): the integration's setup would otherwise build its own GIN under that name,
-        # only for `_keyword_index` to drop it (minutes at a million sentences).
-        if _has_column(conn, schema, table, "keywords"):
-            _keyword_index(conn, schema, table)
+    # Ours first where the table is there but its keyword index may not be (a bulk load killed before
+    # rebuilding): the integration's setup would otherwise build its own GIN under that name, only for
+    # `_keyword_index` to drop it (minutes at a million sentences). New tables get it after the column.
+    settled = [table for table in (SENTENCES, PASSAGES) if _has_column(conn, schema, table, "keywords")]
+    for table in settled:
+        _keyword_index(conn, schema, table)
     for store in stores:  # the integration creates tables and indexes
         store._ensure_db_setup()
         store.close()  # its own connection is only needed again for `filter_documents`
@@ -166,7 +166,8 @@ def create_schema(
                 "GENERATED ALWAYS AS (to_tsvector({lang}, coalesce(content, ''))) STORED"
             ).format(table=name, lang=lang)
         )
-        _keyword_index(conn, schema, table)
+        if table not in settled:
+            _keyword_index(conn, schema, table)
     if meta.get("schema_version") in LEXICAL_UPGRADABLE:
         _upgrade_lexical(conn, schema, str(meta["schema_version"]), where)
     else:
