@@ -67,17 +67,24 @@ def load_shipped(directory: Path | None = None) -> list[ProductCodec]:
     return out
 
 
-def resolve(code: str, model: str, directory: Path | None = None) -> Codec | None:
-    """The codec `code` names for `model`: None for int8, and for a PQ code without a shipped
-    codebook (that model falls back to int8, logged); int4 needs no codebook."""
+def resolve(code: str, model: str, dimension: int | None = None, directory: Path | None = None) -> Codec | None:
+    """The codec `code` names for `model`: None for int8, and where `code` cannot store this model's
+    tokens, which are then stored as int8 (logged): a PQ code without a shipped codebook, or a
+    `dimension` the codec cannot hold (int4: odd or below 16). The one place that decides it, for
+    the indexing embedder and for the query side's choice of abstention model alike."""
     if code == INT8:
         return None
+    codec: Codec | None
     if code == INT4:
-        return INT4_CODEC
-    m = int(code.removeprefix("pq"))
-    codec = load(model, m, directory)
-    if codec is None:
-        logger.warning("No %s token codebook ships for %s; token vectors are stored as int8.", code, model)
+        codec = INT4_CODEC
+    else:
+        codec = load(model, int(code.removeprefix("pq")), directory)
+        if codec is None:
+            logger.warning("No %s token codebook ships for %s; token vectors are stored as int8.", code, model)
+            return None
+    if dimension is not None and not codec.supports(dimension):
+        logger.warning("Token code %s cannot store %d-dimensional vectors; they are stored as int8.", code, dimension)
+        return None
     return codec
 
 

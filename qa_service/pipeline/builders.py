@@ -111,11 +111,11 @@ def build_indexing_pipeline(settings: Settings) -> Pipeline:
 
 def index_code(settings: Settings, store: SentenceStore) -> str:
     """The code of the store's token vectors; for an empty store, the code indexing will write
-    (QA_TOKEN_CODE, or int8 where no codebook ships for the model)."""
+    (QA_TOKEN_CODE, or int8 where it cannot store this model's tokens: `codebooks.resolve` decides)."""
     code = store.token_code
     if code:
         return code
-    if settings.token_code == INT8 or codebooks.resolve(settings.token_code, settings.embedding_model) is None:
+    if codebooks.resolve(settings.token_code, settings.embedding_model, store.dimension) is None:
         return INT8
     return settings.token_code
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
@@ -12,8 +11,6 @@ from qa_service.codebooks import resolve
 from qa_service.embed_batching import EmbedBatcher, batcher_for
 from qa_service.encoders import Encoder, get_encoder
 from qa_service.quantize import INT8, Codec, token_blob
-
-logger = logging.getLogger(__name__)
 
 
 def embedding_text(doc: Document) -> str:
@@ -89,16 +86,9 @@ class SentenceEmbedder(_EncoderComponent):
 
     def warm_up(self) -> None:
         _EncoderComponent.warm_up(self)
-        if not self._resolved:  # once: a model without a shipped codebook logs its int8 fallback once
-            self._codec, self._resolved = resolve(self.token_code, self.model), True
+        if not self._resolved:  # once: a model whose tokens the code cannot store logs its int8 fallback once
             assert self._encoder is not None
-            if self._codec is not None and not self._codec.supports(self._encoder.dimension):
-                logger.warning(
-                    "Token code %s cannot store %d-dimensional vectors; they are stored as int8.",
-                    self.token_code,
-                    self._encoder.dimension,
-                )
-                self._codec = None
+            self._codec, self._resolved = resolve(self.token_code, self.model, self._encoder.dimension), True
 
     @component.output_types(documents=list[Document], embeddings=np.ndarray, tokens=list[bytes])
     def run(self, documents: list[Document]) -> dict[str, Any]:

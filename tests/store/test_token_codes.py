@@ -195,3 +195,33 @@ def test_a_model_without_a_shipped_codebook_falls_back_to_int8(tmp_path: Path) -
     assert service.store.manifest().token_code == INT8
     assert not service.ask("How long is the main span of the Golden Gate Bridge?").abstained
     service.close()
+
+
+@pytest.mark.parametrize(("dimension", "code"), [(15, "int4"), (63, "int4"), (64, "pq48")])
+def test_where_a_code_cannot_store_the_tokens_indexing_and_abstention_agree_on_int8(
+    tmp_path: Path, dimension: int, code: str
+) -> None:
+    """One decision (`codebooks.resolve`): the embedder's fallback and the code an empty index is
+    answered with (its abstention model) are the same, int8."""
+    from qa_service.pipeline.builders import index_code
+
+    settings = Settings(index_dir=tmp_path / "index", embedding_model=f"hash:{dimension}", token_code=code)
+    service = QAService(settings)
+    assert codebooks.resolve(code, settings.embedding_model, dimension) is None
+    assert index_code(settings, service.store) == INT8  # empty: what indexing will write
+    service.index_texts(TEXTS)
+    assert service.store.manifest().token_code == INT8 == index_code(settings, service.store)
+    rows = service.store.sentence_rows(list(range(1, 4)))
+    assert rows and all(len(r["tokens"]) % dimension == 0 for r in rows)  # int8: n x dimension bytes
+    service.close()
+
+
+def test_int4_is_kept_where_it_can_store_the_tokens(tmp_path: Path) -> None:
+    from qa_service.pipeline.builders import index_code
+
+    settings = Settings(index_dir=tmp_path / "index", embedding_model="hash:16", token_code=INT4)
+    service = QAService(settings)
+    assert index_code(settings, service.store) == INT4
+    service.index_texts(TEXTS)
+    assert service.store.manifest().token_code == INT4
+    service.close()
