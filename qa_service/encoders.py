@@ -6,6 +6,7 @@ deterministic, model-free encoder for tests and smoke runs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -44,6 +45,19 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.maximum(norms, 1e-12)
 
 
+# The most recently used word vectors: a bounded cache (a million-sentence corpus has hundreds of
+# thousands of distinct words; unbounded, their vectors held about 230 MB at 384 dimensions).
+WORD_CACHE_SIZE = 32_768
+
+
+@functools.lru_cache(maxsize=WORD_CACHE_SIZE)
+def _word_vector(word: str, dimension: int) -> np.ndarray:
+    seed = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+    vector = _normalise(np.random.default_rng(seed).standard_normal(dimension))
+    vector.flags.writeable = False  # shared by every caller
+    return vector
+
+
 class HashingEncoder:
     """Each word maps to a fixed pseudo-random unit vector; a text is the mean of its words."""
 
@@ -52,19 +66,10 @@ class HashingEncoder:
     def __init__(self, dimension: int = 64) -> None:
         self.name = f"hash:{dimension}"
         self.dimension = dimension
-        self._cache: dict[str, np.ndarray] = {}
-
-    def _word(self, word: str) -> np.ndarray:
-        vec = self._cache.get(word)
-        if vec is None:
-            seed = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
-            vec = _normalise(np.random.default_rng(seed).standard_normal(self.dimension))
-            self._cache[word] = vec
-        return vec
 
     def _tokens(self, text: str) -> np.ndarray:
         words = self._WORD.findall(text.lower()) or ["<empty>"]
-        return np.stack([self._word(w) for w in words])
+        return np.stack([_word_vector(w, self.dimension) for w in words])
 
     def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         if not texts:

@@ -16,6 +16,7 @@ from qa_service.errors import DocumentParseError, InvalidInputError
 from qa_service.ingest.converters import convert_path
 from qa_service.ingest.locations import location_meta
 from qa_service.ingest.sources import content_hash, discover, title_from_source
+from qa_service.memory import release_freed_memory
 from qa_service.pipeline.runner import GraphRunner
 from qa_service.store.collections import DEFAULT, collection_document_id
 from qa_service.store.protocol import SentenceStore
@@ -178,6 +179,8 @@ class Indexer:
             if on_progress:
                 on_progress(done, total)
             batch, chars, pending_deletes = [], 0, []
+            del embedded
+            release_freed_memory()  # the batch's fragments would otherwise stay resident
 
         with self.store.bulk_load(expected_chars):
             for doc, is_update in docs:
