@@ -3,7 +3,8 @@
 Durability: every change is one SQLite transaction. New FAISS files and tantivy directories are written
 under the next generation number *before* the transaction commits the generation pointer, so a crash at
 any point leaves the previous generation loadable; stray files of an uncommitted generation are removed
-on open (the keyword side's design: `qa_service.store.embedded.lexical`).
+on open (the files of a generation: `qa_service.store.embedded.generations`; the keyword side's design:
+`qa_service.store.embedded.lexical`).
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,10 @@ from haystack.document_stores.types import DuplicatePolicy
 
 from qa_service.errors import IndexMismatchError, IndexNotFoundError
 from qa_service.store import token_codes
-from qa_service.store.embedded import lexical, vectors
-from qa_service.store.embedded.database import FTS_SCHEMA_VERSION, SCHEMA_VERSION, Database
-from qa_service.store.embedded.lexical import KeywordIndex
-from qa_service.store.embedded.rows import delete_rows, drop_fts, insert_documents, keyword_rows, keyword_texts
+from qa_service.store.embedded import generations, lexical, vectors
+from qa_service.store.embedded.database import SCHEMA_VERSION, Database
+from qa_service.store.embedded.generations import VECTOR_PARTS_KEY, Snapshot, check_schema_version
+from qa_service.store.embedded.rows import delete_rows, insert_documents, keyword_texts
 from qa_service.store.embedded.vectors import VectorIndex, fsync_dir
 from qa_service.store.failpoints import failpoint
 from qa_service.store.filters import to_sql
@@ -41,20 +40,9 @@ from qa_service.store.sentences import row_to_document, stack, unblob, upserts_f
 logger = logging.getLogger(__name__)
 
 DB_FILE = "store.sqlite"
-_GENERATION_FILE = re.compile(r"^(sentences|passages)-(\d+)\.(faiss|tantivy)(\.staging)?")
 _SENTENCE_ID = re.compile(r"^(?P<doc>.+):s(?P<k>\d+)$")
 _PIN_ATTEMPTS = 5
 CORPUS_HASH_KEY = "corpus_hash"  # the committed documents' `corpus_hash`, updated by each write
-VECTOR_PARTS_KEY = "vector_parts"  # the committed generation's [delta, tombstones] counts (VectorIndex.parts)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    generation: int
-    sentences: VectorIndex
-    passages: VectorIndex
-    sentence_keywords: KeywordIndex
-    passage_keywords: KeywordIndex
 
 
 class FaissSQLiteDocumentStore:
@@ -86,7 +74,7 @@ class FaissSQLiteDocumentStore:
 
     # --- opening -------------------------------------------------------------------------------
     def _open(self) -> Snapshot:
-        self._upgrade_keywords()
+        generations.upgrade_keywords(self.db, self.index_dir)
         meta = self.db.read_meta()
         if not meta:
             now = str(time.time())
@@ -120,83 +108,22 @@ class FaissSQLiteDocumentStore:
         return snapshot
 
     def _empty_snapshot(self, generation: int) -> Snapshot:
-        sentences = VectorIndex.create(self.faiss_index, self.dimension)
-        passages = VectorIndex.create(self.faiss_index, self.dimension)
-        return Snapshot(generation, sentences, passages, KeywordIndex.empty(), KeywordIndex.empty())
+        return generations.empty(self.faiss_index, self.dimension, generation)
 
     def _paths(self, generation: int) -> tuple[Path, Path]:
-        return (self.index_dir / f"sentences-{generation}.faiss", self.index_dir / f"passages-{generation}.faiss")
-
-    def _keyword_paths(self, generation: int) -> tuple[Path, Path]:
-        return (self.index_dir / f"sentences-{generation}.tantivy", self.index_dir / f"passages-{generation}.tantivy")
-
-    def _upgrade_keywords(self) -> None:
-        """Upgrade in place: an index whose keyword search was SQLite FTS5 (schema 3, or one the
-        catalog moved on from schema 2) gets the tantivy directories of its committed generation built
-        from its rows, and its FTS5 tables dropped (nothing writes them any more, so they would go stale,
-        and they are a large part of the file), all before the schema version says 4, in one transaction."""
-        with self.db.transaction() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None or row[0] not in (FTS_SCHEMA_VERSION, SCHEMA_VERSION):
-                return  # new, or refused by check_schema_version
-            generation = int(Database.read_value(conn, "generation"))
-            if generation > 0:
-                for path, rows in zip(self._keyword_paths(generation), keyword_rows(conn), strict=True):
-                    if row[0] != SCHEMA_VERSION or not path.is_dir():
-                        logger.info("Building the keyword index %s", path)
-                        lexical.build(path, rows)
-            failpoint("mid_upgrade")
-            drop_fts(conn)
-            if row[0] != SCHEMA_VERSION:
-                logger.info("Upgraded the index in %s from schema %s to %s", self.index_dir, row[0], SCHEMA_VERSION)
-                Database.write_meta(conn, {"schema_version": SCHEMA_VERSION})
+        return generations.vector_paths(self.index_dir, generation)
 
     def _load_generation(self, generation: int, spec: str) -> Snapshot:
-        if generation == 0:
-            snapshot = self._empty_snapshot(0)
-        else:
-            s_path, p_path = self._paths(generation)
-            if not s_path.exists() or not p_path.exists():
-                raise IndexMismatchError(
-                    f"The index in {self.index_dir} is missing its vector files for generation {generation}; "
-                    "re-index into an empty directory."
-                )
-            k_s, k_p = self._keyword_paths(generation)
-            held = getattr(self, "_snapshot", None)  # its bases are reused where the files are the same
-            parts = json.loads(self.db.read_meta().get(VECTOR_PARTS_KEY) or "null") or [None, None]
-            snapshot = Snapshot(
-                generation,
-                VectorIndex.load(s_path, spec, held.sentences if held else None, parts[0]),
-                VectorIndex.load(p_path, spec, held.passages if held else None, parts[1]),
-                KeywordIndex.load(k_s),
-                KeywordIndex.load(k_p),
-            )
-        _, sentences, passages = self.counts()
-        if {snapshot.sentences.size, snapshot.sentence_keywords.size} != {sentences} or {
-            snapshot.passages.size,
-            snapshot.passage_keywords.size,
-        } != {passages}:
-            raise IndexMismatchError(
-                f"The index in {self.index_dir} is inconsistent ({snapshot.sentences.size} vectors for "
-                f"{sentences} sentences); re-index into an empty directory."
-            )
+        held = getattr(self, "_snapshot", None)  # its bases are reused where the files are the same
+        snapshot = generations.load(
+            self.db, self.index_dir, generation, spec, self.dimension, held, lambda: self.counts()[1:]
+        )
         for index in (snapshot.sentences, snapshot.passages):
             index.set_search_params(self.nprobe, self.ef_search)
         return snapshot
 
     def _cleanup(self) -> None:
-        """Remove vector files of every generation but the committed one. Writers save a generation's
-        files only inside the write transaction, so under it any other file is garbage: an older
-        generation, or one a crashed writer never committed (another process's newer files are safe)."""
-        with self.db.transaction() as conn:
-            committed = int(Database.read_value(conn, "generation"))
-            for path in self.index_dir.iterdir():
-                match = _GENERATION_FILE.match(path.name)
-                if match and (int(match.group(2)) != committed or match.group(4)):
-                    if path.is_dir():
-                        shutil.rmtree(path, ignore_errors=True)
-                    else:
-                        path.unlink(missing_ok=True)
+        generations.cleanup(self.db, self.index_dir)
 
     def refresh(self) -> Snapshot:
         """The generation this thread reads: the one pinned by `snapshot()`, else the latest committed
@@ -572,22 +499,6 @@ class FaissSQLiteDocumentStore:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaissSQLiteDocumentStore:
         return default_from_dict(cls, data)
-
-
-def check_schema_version(found: str | None, where: Path) -> None:
-    """IndexMismatchError unless `found` is this version's schema (older ones are upgraded by the
-    catalog before the store opens: `qa_service.store.embedded.catalog`)."""
-    if found == SCHEMA_VERSION:
-        return
-    if found is not None and found.isdigit() and int(found) > int(SCHEMA_VERSION):
-        raise IndexMismatchError(
-            f"The index in {where} has schema {found!r}, written by a newer qa-service; this version reads "
-            f"schema {SCHEMA_VERSION!r}. Upgrade qa-service, or re-index into an empty directory."
-        )
-    raise IndexMismatchError(
-        f"The index in {where} has schema {found!r}; this version reads {SCHEMA_VERSION!r}. "
-        "Re-index into an empty directory."
-    )
 
 
 def _needs_compaction(index: VectorIndex) -> bool:
