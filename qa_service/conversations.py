@@ -136,9 +136,13 @@ class ConversationStore(ABC):
         conversation = self.get(conversation_id, channel, collection)
         if conversation is None:
             raise NotFoundError(f"Conversation {conversation_id!r} not found (unknown or expired).")
+        return self.rate(conversation, turn, rating, comment)
+
+    def rate(self, conversation: Conversation, turn: int, rating: str, comment: str | None) -> int:
+        """Feedback on the answer at `turn` of `conversation`, as the caller just read it (no second read)."""
         if not any(t.turn == turn and t.role == "assistant" for t in conversation.turns):
-            raise NotFoundError(f"Conversation {conversation_id!r} has no answer at turn {turn}.")
-        return self._insert_feedback(conversation_id, turn, rating, comment, conversation.collection)
+            raise NotFoundError(f"Conversation {conversation.id!r} has no answer at turn {turn}.")
+        return self._insert_feedback(conversation.id, turn, rating, comment, conversation.collection)
 
 
 class SQLiteConversationStore(ConversationStore):

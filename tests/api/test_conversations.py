@@ -1,6 +1,7 @@
 import time
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from qa_service.contract import Turn
@@ -23,6 +24,17 @@ def test_feedback_is_stored_for_an_answer(client: TestClient) -> None:
     assert client.post("/v1/feedback", json={**body, "turn": 1}).status_code == 404  # a user turn
     assert client.post("/v1/feedback", json={**body, "conversation_id": "nope"}).status_code == 404
     assert client.post("/v1/feedback", json={**body, "rating": "meh"}).status_code == 422
+
+
+def test_feedback_reads_the_conversation_once(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    chat = client.post("/v1/chat", json={"message": "How many troops withdrew from Kherson?"}).json()
+    store = client.app.state.conversations  # type: ignore[attr-defined]
+    reads: list[tuple[object, ...]] = []
+    read = store.get
+    monkeypatch.setattr(store, "get", lambda *args: reads.append(args) or read(*args))
+    body = {"conversation_id": chat["conversation_id"], "turn": chat["turn"], "rating": "down", "comment": None}
+    assert client.post("/v1/feedback", json=body).status_code == 201
+    assert len(reads) == 1 and store.feedback(chat["conversation_id"])[0]["rating"] == "down"
 
 
 def test_conversations_persist_and_expire(tmp_path: Path) -> None:

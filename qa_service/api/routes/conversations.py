@@ -62,11 +62,12 @@ async def feedback(
 ) -> FeedbackOut:
     conversations.check_id(body.conversation_id)
     missing = f"Conversation {body.conversation_id!r} not found (unknown or expired)."
-    found = await run_in_threadpool(conversations.get, body.conversation_id, "web")
-    if found is None:
-        raise NotFoundError(missing)
-    owner = await run_in_threadpool(owning, principal, service, found.collection, missing)
-    feedback_id = await run_in_threadpool(
-        conversations.add_feedback, body.conversation_id, body.turn, body.rating, body.comment, "web", owner.id
-    )
-    return FeedbackOut(id=feedback_id)
+
+    def rate() -> int:  # one worker thread, one read of the conversation
+        found = conversations.get(body.conversation_id, "web")
+        if found is None:
+            raise NotFoundError(missing)
+        owning(principal, service, found.collection, missing)  # 404 for a collection it may not ask
+        return conversations.rate(found, body.turn, body.rating, body.comment)
+
+    return FeedbackOut(id=await run_in_threadpool(rate))
