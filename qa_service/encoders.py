@@ -45,8 +45,8 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.maximum(norms, 1e-12)
 
 
-# The most recently used word vectors: a bounded cache (a million-sentence corpus has hundreds of
-# thousands of distinct words; unbounded, their vectors held about 230 MB at 384 dimensions).
+# The most recently used word vectors: a bounded cache (the scale test's corpus has 150,000 distinct
+# words; unbounded, their vectors held about 250 MB at 384 dimensions).
 WORD_CACHE_SIZE = 32_768
 
 
