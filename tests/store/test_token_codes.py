@@ -17,6 +17,7 @@ import pytest
 from qa_service import codebooks
 from qa_service.errors import IndexMismatchError
 from qa_service.indexer import TextSource
+from qa_service.pipeline.builders import index_code
 from qa_service.quantize import HEADER, INT4, INT8, blob_code, token_blob
 from qa_service.service import QAService
 from qa_service.settings import Settings
@@ -203,8 +204,6 @@ def test_where_a_code_cannot_store_the_tokens_indexing_and_abstention_agree_on_i
 ) -> None:
     """One decision (`codebooks.resolve`): the embedder's fallback and the code an empty index is
     answered with (its abstention model) are the same, int8."""
-    from qa_service.pipeline.builders import index_code
-
     settings = Settings(index_dir=tmp_path / "index", embedding_model=f"hash:{dimension}", token_code=code)
     service = QAService(settings)
     assert codebooks.resolve(code, settings.embedding_model, dimension) is None
@@ -217,8 +216,6 @@ def test_where_a_code_cannot_store_the_tokens_indexing_and_abstention_agree_on_i
 
 
 def test_int4_is_kept_where_it_can_store_the_tokens(tmp_path: Path) -> None:
-    from qa_service.pipeline.builders import index_code
-
     settings = Settings(index_dir=tmp_path / "index", embedding_model="hash:16", token_code=INT4)
     service = QAService(settings)
     assert index_code(settings, service.store) == INT4
