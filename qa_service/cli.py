@@ -105,6 +105,7 @@ def serve(
 
     from qa_service.api.app import create_app
     from qa_service.api.observability import configure_logging
+    from qa_service.api.workers import serve as serve_workers
 
     settings = _settings(index_dir)
     configure_logging(settings.log_json)
@@ -123,7 +124,7 @@ def serve(
     # Each worker process builds its app from the environment: pass on what the options changed.
     os.environ["QA_INDEX_DIR"] = str(settings.index_dir)
     os.environ["QA_HOST"] = str(bind["host"])
-    uvicorn.run("qa_service.api.app:create_app", factory=True, workers=workers, **bind)  # type: ignore[arg-type]
+    serve_workers(workers, **bind)  # new connections go to the worker holding the fewest
 
 
 @app.command()

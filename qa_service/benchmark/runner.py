@@ -119,6 +119,7 @@ def run_ours(cfg: BenchConfig, work: Path, questions: list[str]) -> dict[str, An
         port = free_port()
         command = [*command[:-1], str(port), "--workers", str(cfg.workers)]
         with running(command, port, "/readyz", work / "server-workers.log", env) as server:
+            server.wait_for_workers(cfg.workers)
             workers = _http(server.base_url + "/v1/chat", bodies, cfg, {})
             workers["server_peak_rss_mb"] = server.peak_rss_mb()
             workers["workers"] = cfg.workers

@@ -33,6 +33,16 @@ class Server:
     def worker_pids(self) -> list[int]:
         return _children(self.process.pid)
 
+    def wait_for_workers(self, workers: int, timeout: float = 600) -> None:
+        """Waits until `workers` worker processes have finished starting up (their log lines say so):
+        the first ready worker answers the readiness probe while the others may still be loading, and
+        connections opened before they listen all go to it."""
+        deadline = time.monotonic() + timeout
+        while self.log.read_text(errors="replace").count("Application startup complete") < workers:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{workers} workers not ready:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+
     def peak_rss_mb(self) -> float:
         """VmHWM of the server process and its children (uvicorn workers), summed."""
         total = 0.0
