@@ -63,6 +63,8 @@ def test_a_burst_of_connections_is_shared_evenly(listener: socket.socket) -> Non
         _drain(a, held_a)  # a plain accept loop would take all 8 here
         _drain(b, held_b)
     assert (len(held_a), len(held_b)) == (4, 4)
+    # Small responses go out at once (asyncio would not set it: the socket's proto is 0, not TCP).
+    assert all(c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for c in [*held_a, *held_b])
     for conn in [*held_a, *held_b, *clients]:
         conn.close()
 
