@@ -148,6 +148,13 @@ class Settings(BaseSettings):
     )
     faiss_nprobe: int = Field(16, ge=1, description="IVF lists probed per query.")
     faiss_ef_search: int = Field(64, ge=1, description="HNSW search breadth.")
+    faiss_passage_ef_search: int | None = Field(
+        None,
+        ge=1,
+        description="HNSW search breadth of the passage index (embedded store; default: QA_FAISS_EF_SEARCH). "
+        "Passages only add candidates for the ranker to re-score, so a large sentence breadth for recall "
+        "need not be paid twice (README, Scale).",
+    )
     embed_batch_size: int = Field(64, ge=1)
     embed_batch_window_ms: float = Field(
         2.0,

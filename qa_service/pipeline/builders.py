@@ -83,6 +83,7 @@ def open_catalog(settings: Settings, create: bool = True) -> CollectionCatalog:
         faiss_index=settings.faiss_index,
         nprobe=settings.faiss_nprobe,
         ef_search=settings.faiss_ef_search,
+        passage_ef_search=settings.faiss_passage_ef_search,
         create=create,
     )
 

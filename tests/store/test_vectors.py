@@ -160,3 +160,35 @@ def test_a_generation_whose_files_do_not_match_its_record_is_refused(tmp_path: P
     (tmp_path / "sentences-2.faiss.delta").unlink()  # as if a cleanup raced the read
     with pytest.raises(IndexMismatchError):
         VectorIndex.load(path, "HNSW8", parts=[1, 2])
+
+
+def test_the_passage_index_can_search_narrower_than_the_sentence_index(tmp_path: Path) -> None:
+    """QA_FAISS_PASSAGE_EF_SEARCH: its own HNSW breadth for passages, after loading and after a write;
+    unset, passages follow the sentence breadth."""
+    import faiss
+
+    from qa_service.pipeline.builders import open_store as open_configured
+    from qa_service.settings import Settings
+    from qa_service.store.embedded.document_store import FaissSQLiteDocumentStore
+
+    def breadths(store: FaissSQLiteDocumentStore) -> tuple[int, int]:
+        snap = store.refresh()
+        return tuple(  # type: ignore[return-value]
+            int(faiss.downcast_index(i.index.index).hnsw.efSearch) for i in (snap.sentences, snap.passages)
+        )
+
+    store = open_store(tmp_path / "a", "HNSW16", ef_search=300, passage_ef_search=20)
+    store.apply([source("a", ["Otters hold hands.", "They sleep on water."])], [])
+    assert breadths(store) == (300, 20)  # set on the generation the write committed
+    assert breadths(open_store(tmp_path / "a", "HNSW16", ef_search=300, passage_ef_search=20)) == (300, 20)
+    assert breadths(open_store(tmp_path / "a", "HNSW16", ef_search=300)) == (300, 300)
+    clone = FaissSQLiteDocumentStore.from_dict(store.to_dict())
+    assert clone.passage_ef_search == 20
+    settings = Settings(
+        index_dir=tmp_path / "b", embedding_model="hash:16", faiss_index="HNSW16", faiss_ef_search=200,
+        faiss_passage_ef_search=30,
+    )  # fmt: skip
+    configured = open_configured(settings)  # the settings reach the store through the catalog
+    assert isinstance(configured, FaissSQLiteDocumentStore)
+    configured.apply([source("a", ["Otters hold hands."])], [])
+    assert breadths(configured) == (200, 30)

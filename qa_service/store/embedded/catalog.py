@@ -53,6 +53,7 @@ class EmbeddedCatalog:
         nprobe: int = 16,
         ef_search: int = 64,
         create: bool = True,
+        passage_ef_search: int | None = None,
     ) -> None:
         self.index_dir = Path(index_dir)
         self._store_args = {
@@ -61,6 +62,7 @@ class EmbeddedCatalog:
             "faiss_index": faiss_index,
             "nprobe": nprobe,
             "ef_search": ef_search,
+            "passage_ef_search": passage_ef_search,
         }
         if not (self.index_dir / DB_FILE).exists():
             if not create:

@@ -57,10 +57,12 @@ class FaissSQLiteDocumentStore:
         nprobe: int = 16,
         ef_search: int = 64,
         create: bool = True,
+        passage_ef_search: int | None = None,  # default: ef_search
     ) -> None:
         self.index_dir = Path(index_dir)
         self.model, self.dimension, self.faiss_index = model, dimension, faiss_index
         self.nprobe, self.ef_search, self.create = nprobe, ef_search, create
+        self.passage_ef_search = passage_ef_search
         db_path = self.index_dir / DB_FILE
         if not db_path.exists():
             if not create:
@@ -118,9 +120,12 @@ class FaissSQLiteDocumentStore:
         snapshot = generations.load(
             self.db, self.index_dir, generation, spec, self.dimension, held, lambda: self.counts()[1:]
         )
-        for index in (snapshot.sentences, snapshot.passages):
-            index.set_search_params(self.nprobe, self.ef_search)
+        self._set_search_params(snapshot.sentences, snapshot.passages)
         return snapshot
+
+    def _set_search_params(self, sentences: VectorIndex, passages: VectorIndex) -> None:
+        sentences.set_search_params(self.nprobe, self.ef_search)
+        passages.set_search_params(self.nprobe, self.passage_ef_search or self.ef_search)
 
     def _cleanup(self) -> None:
         generations.cleanup(self.db, self.index_dir)
@@ -318,7 +323,7 @@ class FaissSQLiteDocumentStore:
                 passages.add(*new_p)
             for index, path in zip((sentences, passages), self._paths(generation), strict=True):
                 index.save(path)
-                index.set_search_params(self.nprobe, self.ef_search)
+            self._set_search_params(sentences, passages)
             fsync_dir(self.index_dir)
             failpoint("before_commit")
             Database.write_meta(
@@ -494,6 +499,7 @@ class FaissSQLiteDocumentStore:
             nprobe=self.nprobe,
             ef_search=self.ef_search,
             create=self.create,
+            passage_ef_search=self.passage_ef_search,
         )
 
     @classmethod
