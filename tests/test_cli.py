@@ -1,11 +1,11 @@
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from qa_service.cli import app
+from tests.conftest import index_seeds_for_cli
 
 runner = CliRunner()
 
@@ -86,22 +86,12 @@ def test_eval_squad_on_a_tiny_file(tmp_path: Path) -> None:
 def test_serve_with_two_worker_processes(tmp_path: Path, seeds_copy: Path) -> None:
     """`serve --workers 2`: both processes answer from the same index and share conversations."""
     import json
-    import os
     import sys
     import urllib.request
 
     from qa_service.benchmark.servers import free_port, running
 
-    env = {
-        "QA_EMBEDDING_MODEL": "hash:64",
-        "QA_ABSTENTION__THRESHOLD": "0",
-        "QA_INDEX_DIR": str(tmp_path / "index"),
-        "QA_SEEDS_DIR": str(seeds_copy),
-    }
-    index = subprocess.run(
-        [sys.executable, "-m", "qa_service.cli", "index"], env={**os.environ, **env}, capture_output=True, text=True
-    )
-    assert index.returncode == 0, index.stderr
+    env = index_seeds_for_cli(tmp_path / "index", seeds_copy, QA_ABSTENTION__THRESHOLD="0")
     port = free_port()
     command = [sys.executable, "-m", "qa_service.cli", "serve", "--port", str(port), "--workers", "2"]
     with running(command, port, "/readyz", tmp_path / "server.log", env, timeout=120) as server:

@@ -14,6 +14,7 @@ import pytest
 
 from qa_service.api import workers
 from qa_service.api.workers import BalancedSocket
+from tests.conftest import index_seeds_for_cli
 
 
 @pytest.fixture
@@ -52,16 +53,26 @@ def _other_live_pid() -> int:
     return os.getppid()  # alive while this test runs, and not this process
 
 
-def test_a_burst_of_connections_is_shared_evenly(listener: socket.socket) -> None:
+def _two_workers(listener: socket.socket) -> tuple[BalancedSocket, BalancedSocket]:
     shared = workers.board(2)
-    a, b = _worker(listener, shared, os.getpid()), _worker(listener, shared, _other_live_pid())
-    clients = _connect(listener, 8)
+    return _worker(listener, shared, os.getpid()), _worker(listener, shared, _other_live_pid())
+
+
+def _take_turns(a: BalancedSocket, b: BalancedSocket, n: int) -> tuple[list[socket.socket], list[socket.socket]]:
+    """Both workers woken by the same connections, each in turn, until `n` are accepted."""
     held_a: list[socket.socket] = []
     held_b: list[socket.socket] = []
     deadline = time.monotonic() + 5
-    while len(held_a) + len(held_b) < 8 and time.monotonic() < deadline:
-        _drain(a, held_a)  # a plain accept loop would take all 8 here
+    while len(held_a) + len(held_b) < n and time.monotonic() < deadline:
+        _drain(a, held_a)  # a plain accept loop would take every waiting connection here
         _drain(b, held_b)
+    return held_a, held_b
+
+
+def test_a_burst_of_connections_is_shared_evenly(listener: socket.socket) -> None:
+    a, b = _two_workers(listener)
+    clients = _connect(listener, 8)
+    held_a, held_b = _take_turns(a, b, 8)
     assert (len(held_a), len(held_b)) == (4, 4)
     # Small responses go out at once (asyncio would not set it: the socket's proto is 0, not TCP).
     assert all(c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for c in [*held_a, *held_b])
@@ -70,14 +81,9 @@ def test_a_burst_of_connections_is_shared_evenly(listener: socket.socket) -> Non
 
 
 def test_closed_connections_stop_counting(listener: socket.socket) -> None:
-    shared = workers.board(2)
-    a, b = _worker(listener, shared, os.getpid()), _worker(listener, shared, _other_live_pid())
+    a, b = _two_workers(listener)
     clients = _connect(listener, 2)
-    held_a: list[socket.socket] = []
-    held_b: list[socket.socket] = []
-    while len(held_a) + len(held_b) < 2:
-        _drain(a, held_a)
-        _drain(b, held_b)
+    held_a, held_b = _take_turns(a, b, 2)
     assert a.open_connections() == 1 and b.open_connections() == 1
     held_a[0].close()
     assert a.open_connections() == 0
@@ -107,8 +113,7 @@ def test_a_lone_worker_accepts_everything(listener: socket.socket) -> None:
 
 def test_a_stalled_worker_strands_no_client(listener: socket.socket) -> None:
     """The other worker is on the board but never accepts: after PATIENCE of declining, accept anyway."""
-    shared = workers.board(2)
-    a, stalled = _worker(listener, shared, os.getpid()), _worker(listener, shared, _other_live_pid())
+    a, stalled = _two_workers(listener)
     clients = _connect(listener, 2)
     held: list[socket.socket] = []
     started = time.monotonic()
@@ -138,15 +143,7 @@ def _connections_by_worker(pids: list[int], port: int) -> dict[int, int]:
 def test_serve_spreads_keep_alive_connections_over_workers(tmp_path: Path, seeds_copy: Path) -> None:
     from qa_service.benchmark.servers import free_port, running
 
-    env = {
-        "QA_EMBEDDING_MODEL": "hash:64",
-        "QA_INDEX_DIR": str(tmp_path / "index"),
-        "QA_SEEDS_DIR": str(seeds_copy),
-    }
-    index = subprocess.run(
-        [sys.executable, "-m", "qa_service.cli", "index"], env={**os.environ, **env}, capture_output=True, text=True
-    )
-    assert index.returncode == 0, index.stderr
+    env = index_seeds_for_cli(tmp_path / "index", seeds_copy)
     port = free_port()
     command = [sys.executable, "-m", "qa_service.cli", "serve", "--port", str(port), "--workers", "2"]
     with running(command, port, "/readyz", tmp_path / "server.log", env, timeout=120) as server:
