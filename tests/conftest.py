@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,10 +90,6 @@ def seeds_copy(tmp_path: Path) -> Path:
 def index_seeds_for_cli(index_dir: Path, seeds: Path, **extra: str) -> dict[str, str]:
     """Indexes `seeds` with the hashing encoder through `qa-service index` in a child process; returns
     the QA_* environment that a `qa-service serve` child needs to answer from it."""
-    import os
-    import subprocess
-    import sys
-
     env = {"QA_EMBEDDING_MODEL": "hash:64", "QA_INDEX_DIR": str(index_dir), "QA_SEEDS_DIR": str(seeds), **extra}
     done = subprocess.run(
         [sys.executable, "-m", "qa_service.cli", "index"], env={**os.environ, **env}, capture_output=True, text=True

@@ -108,8 +108,7 @@ class BalancedSocket(socket.socket):
         self._publish(self.open_connections())
 
     def accept(self) -> tuple[socket.socket, Any]:
-        mine = self.open_connections()
-        self._publish(mine)
+        mine = self.open_connections()  # on the board already: published on listen, accept and close
         if not self._least_loaded(mine):
             now = time.monotonic()
             if now - self._last_decline > _STREAK_GAP:
