@@ -9,6 +9,9 @@ index written with it records in its manifest. It is reproduced by
 
 (the SQuAD subset's contexts, the tuning set: never the validation file). Training is FAISS k-means
 on one thread with a fixed seed and a fixed subsample, so the same inputs give the same bytes.
+
+A model none ships for gets its own with `--model MODEL --out DIR`, and `QA_TOKEN_CODEBOOK_DIR=DIR`
+makes the service look there first (`use_directory`).
 """
 
 from __future__ import annotations
@@ -39,14 +42,34 @@ def slug(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "_", model.strip("/")).strip("_")
 
 
+_extra: list[Path] = []  # QA_TOKEN_CODEBOOK_DIR folders, searched before the shipped one
+
+
+def use_directory(directory: Path | None) -> None:
+    """Search `directory` before the shipped codebooks from now on, in this process (its codebooks
+    register at once, so that indexes written with them open and decode)."""
+    if directory is None:
+        return
+    directory = Path(directory)
+    if directory not in _extra:
+        _extra.insert(0, directory)
+    load_shipped(directory)
+
+
+def _folders(directory: Path | None) -> list[Path]:
+    return [directory] if directory is not None else [*_extra, SHIPPED]
+
+
 def paths(model: str, m: int, directory: Path | None = None) -> tuple[Path, Path]:
     base = (directory or SHIPPED) / f"{slug(model)}.pq{m}"
     return base.with_suffix(base.suffix + ".npy"), base.with_suffix(base.suffix + ".json")
 
 
 def load(model: str, m: int, directory: Path | None = None) -> ProductCodec | None:
-    """The codebook shipped for `model` with M sub-quantisers (registered for decoding), or None."""
-    npy, meta = paths(model, m, directory)
+    """The codebook for `model` with M sub-quantisers (registered for decoding), or None: from
+    `directory`, or else the first of the `use_directory` folders and the shipped one that holds it."""
+    found = [paths(model, m, folder) for folder in _folders(directory)]
+    npy, meta = next(((n, j) for n, j in found if n.exists()), found[-1])
     if not npy.exists():
         return None
     codec = ProductCodec(np.load(npy).astype(np.float32))
@@ -57,13 +80,15 @@ def load(model: str, m: int, directory: Path | None = None) -> ProductCodec | No
 
 
 def load_shipped(directory: Path | None = None) -> list[ProductCodec]:
-    """Every shipped codebook, registered so that blobs naming them decode."""
+    """Every codebook in `directory` (default: the shipped ones and the `use_directory` folders),
+    registered so that blobs naming them decode."""
     out = []
-    for meta in sorted((directory or SHIPPED).glob("*.json")):
-        info = json.loads(meta.read_text())
-        codec = load(info["model"], int(info["m"]), directory)
-        if codec is not None:
-            out.append(codec)
+    for folder in _folders(directory):
+        for meta in sorted(folder.glob("*.json")):
+            info = json.loads(meta.read_text())
+            codec = load(info["model"], int(info["m"]), folder)
+            if codec is not None:
+                out.append(codec)
     return out
 
 
@@ -80,7 +105,12 @@ def resolve(code: str, model: str, dimension: int | None = None, directory: Path
     else:
         codec = load(model, int(code.removeprefix("pq")), directory)
         if codec is None:
-            logger.warning("No %s token codebook ships for %s; token vectors are stored as int8.", code, model)
+            logger.warning(
+                "No %s token codebook ships for %s (nor is one in QA_TOKEN_CODEBOOK_DIR); token vectors are stored "
+                "as int8.",
+                code,
+                model,
+            )
             return None
     if dimension is not None and not codec.supports(dimension):
         logger.warning("Token code %s cannot store %d-dimensional vectors; they are stored as int8.", code, dimension)
@@ -143,7 +173,7 @@ def build(
     """Train and write the codebook for `model` from the contexts of a SQuAD file; returns its manifest."""
     from qa_service.encoders import get_encoder
     from qa_service.evaluation.squad import load_squad
-    from qa_service.settings import Settings
+    from qa_service.settings import DEFAULT_MODEL, Settings
 
     sources, _ = load_squad(squad)
     sources = sources[:limit] if limit else sources
@@ -167,7 +197,9 @@ def build(
         "paragraphs": len(sources),
         "tokens": int(min(len(tokens), max_tokens)),
         "recipe": RECIPE,
-        "command": f"python -m qa_service.codebooks {squad.name} --m {m}",
+        "command": f"python -m qa_service.codebooks {squad.name} --m {m}"
+        + (f" --model {model}" if model != DEFAULT_MODEL else "")
+        + (f" --max-tokens {max_tokens}" if max_tokens != 200_000 else ""),
         "sha256": codec.digest,
     }
     meta.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")

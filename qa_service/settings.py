@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, DirectoryPath, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qa_service.contract import AnswerMode
@@ -108,6 +108,17 @@ class Settings(BaseSettings):
         "(qa_service/token_codebooks; a model without one falls back to int8): smaller still, for more CPU "
         "per answer and per indexed sentence (README, Token codes). An index records its code and keeps it; "
         "answers use the abstention model fitted for it.",
+    )
+    token_codebook_dir: DirectoryPath | None = Field(
+        None,
+        description="A folder of token codebooks made with `python -m qa_service.codebooks FILE --model MODEL "
+        "--m M --out DIR`, searched before the shipped ones: pqM for a model none ships for.",
+    )
+    vector_storage: Literal["float16", "float32"] = Field(
+        "float16",
+        description="Embedded store: how sentence and passage vectors are kept in SQLite (for rebuilding the "
+        "FAISS index, filtered search and ranking): float16 halves them (FAISS holds its own copy). Rows "
+        "written either way stay readable.",
     )
     store: Literal["faiss", "pgvector"] = Field(
         "faiss",

@@ -63,6 +63,14 @@ def test_pq_round_trip_and_asymmetric_late_interaction_stay_close_to_exact(codec
     assert np.abs(exact - approx).max() < 0.06
 
 
+def test_pq_codes_name_each_sub_vectors_nearest_centroid(codec: ProductCodec) -> None:
+    tokens = _unit_rows(np.random.default_rng(8), 300, 64)
+    parts = tokens.reshape(300, 16, 4)
+    distances = ((parts[:, :, None, :] - codec.centroids[None]) ** 2).sum(axis=3)  # (n, M, 256)
+    assert np.array_equal(codec.codes(tokens), distances.argmin(axis=2).astype(np.uint8))
+    assert codec.codes(tokens[:0]).shape == (0, 16)
+
+
 def test_decode_blobs_reads_int8_and_pq_blobs_in_any_order(codec: ProductCodec) -> None:
     rng = np.random.default_rng(4)
     sets = [_unit_rows(rng, n, 64) for n in (3, 5, 2, 4)]

@@ -220,6 +220,6 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Path]:
 
         cfg.log(f"scale: {cfg.scale_sentences:,} synthetic sentences")
         overrides = {**cfg.settings, **cfg.scale_settings}
-        report["scale"] = run_scale(cfg.scale_sentences, work / "scale", overrides, cfg.log)
+        report["scale"] = run_scale(cfg.scale_sentences, work / "scale", overrides, cfg.squad, cfg.log)
         report["scale"]["settings"] = overrides
     return report_module.write(report, cfg.out_dir)

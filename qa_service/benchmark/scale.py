@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -24,15 +25,17 @@ from typing import Any
 import faiss
 import numpy as np
 
+from qa_service import codebooks
 from qa_service.benchmark.measure import directory_bytes, peak_rss_mb, rss_mb
 from qa_service.benchmark.zipf_corpus import ZipfCorpus
 from qa_service.pipeline.builders import encoder_for
 from qa_service.service import QAService, TextSource
 from qa_service.settings import Settings
 from qa_service.store.embedded.document_store import FaissSQLiteDocumentStore
-from qa_service.store.sentences import unblob
+from qa_service.store.sentences import unblob_many
 
 DEFAULT_SCALE_INDEX = "HNSW32,SQ8"
+CODEBOOKS = "codebooks"
 FEED_DOCUMENTS = 20_000  # documents per `index_texts` call (about 84,000 sentences)
 
 
@@ -43,10 +46,28 @@ def _settings(workdir: Path, overrides: dict[str, Any]) -> Settings:
         # README "Scale"); passages only add candidates for the ranker and keep a narrower one.
         "faiss_ef_search": 4096,
         "faiss_passage_ef_search": 512,
+        # Disk at a million: 48 bytes a token instead of int4's 192 (README "Scale"), with the codebook
+        # `prepare_codebook` trains for the encoder when none ships for it.
+        "token_code": "pq48",
     }
     values.update(overrides)
     values["index_dir"] = workdir / "index"
+    if (workdir / CODEBOOKS).is_dir():
+        values.setdefault("token_codebook_dir", workdir / CODEBOOKS)
     return Settings(**values)
+
+
+def prepare_codebook(workdir: Path, overrides: dict[str, Any], squad: Path, log: Any = print) -> None:
+    """Train the token codebook the scale settings name into WORKDIR/codebooks where none ships (the
+    hashing encoder's), from the SQuAD file's contexts as the shipped ones are (`qa_service.codebooks`)."""
+    settings = _settings(workdir, overrides)
+    code, dimension = settings.token_code, encoder_for(settings).dimension
+    if not code.startswith("pq") or dimension % int(code[2:]):  # no such codebook: int8 (logged)
+        return
+    if codebooks.resolve(code, settings.embedding_model, dimension):
+        return
+    info = codebooks.build(squad, settings.embedding_model, int(code[2:]), out_dir=workdir / CODEBOOKS)
+    log(f"  token codebook {code} for {settings.embedding_model}: {info['tokens']:,} tokens of {squad.name}")
 
 
 def phase_index(workdir: Path, sentences: int, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -61,8 +82,10 @@ def phase_index(workdir: Path, sentences: int, overrides: dict[str, Any]) -> dic
     while chunk := list(itertools.islice(documents, FEED_DOCUMENTS)):
         indexed += service.index_texts(chunk).sentences
     seconds = time.perf_counter() - started
+    manifest = service.store.manifest()
     return {
         "corpus": corpus.description,
+        "token_code": manifest.token_code,
         "sentences": indexed,
         "index_seconds": round(seconds, 1),
         "sentences_per_s": round(indexed / seconds, 1),
@@ -87,7 +110,7 @@ def _exact_top_k(service: QAService, queries: np.ndarray, k: int) -> np.ndarray:
         cursor = conn.execute("SELECT id, embedding FROM sentences ORDER BY id")
         while rows := cursor.fetchmany(20_000):  # bounded: this check must not dominate the phase's peak RSS
             ids = np.array([r[0] for r in rows], dtype=np.int64)
-            vectors = np.stack([unblob(r[1]) for r in rows])
+            vectors = unblob_many([r[1] for r in rows], queries.shape[1])
             scores = queries @ vectors.T
             all_scores = np.concatenate([best_scores, scores], axis=1)
             all_ids = np.concatenate([best_ids, np.broadcast_to(ids, scores.shape)], axis=1)
@@ -181,8 +204,13 @@ def phase_mutate(workdir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
 PHASES: dict[str, Callable[[Path, dict[str, Any]], dict[str, Any]]] = {"query": phase_query, "mutate": phase_mutate}
 
 
-def run_scale(sentences: int, workdir: Path, overrides: dict[str, Any], log: Any = print) -> dict[str, Any]:
+def run_scale(
+    sentences: int, workdir: Path, overrides: dict[str, Any], squad: Path, log: Any = print
+) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
+    for previous in (workdir / "index", workdir / CODEBOOKS):  # never measure an earlier run's index
+        shutil.rmtree(previous, ignore_errors=True)
+    prepare_codebook(workdir, overrides, squad, log)
     result: dict[str, Any] = {"sentences": sentences}
     for phase in ("index", "query", "mutate"):
         out = workdir / f"{phase}.json"

@@ -52,6 +52,7 @@ def encoder_for(settings: Settings) -> Encoder:
 
 def open_catalog(settings: Settings, create: bool = True) -> CollectionCatalog:
     """Open (or create) the collections of `settings.store`; the model is loaded to learn its dimension."""
+    codebooks.use_directory(settings.token_codebook_dir)  # before any index that names one of them opens
     encoder = encoder_for(settings)
     if settings.store == "pgvector":
         from haystack.utils import Secret
@@ -84,6 +85,7 @@ def open_catalog(settings: Settings, create: bool = True) -> CollectionCatalog:
         nprobe=settings.faiss_nprobe,
         ef_search=settings.faiss_ef_search,
         passage_ef_search=settings.faiss_passage_ef_search,
+        vector_storage=settings.vector_storage,
         create=create,
     )
 
@@ -98,6 +100,7 @@ def build_indexing_pipeline(settings: Settings) -> Pipeline:
 
     Passages are not embedded: their vector is the mean of their sentences' (see `Indexer`).
     """
+    codebooks.use_directory(settings.token_codebook_dir)
     pipeline = Pipeline()
     pipeline.add_component("splitter", SentenceSplitter(passage_max_words=settings.passage_max_words))
     pipeline.add_component(

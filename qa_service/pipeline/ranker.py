@@ -21,7 +21,7 @@ from qa_service.lexical import content_terms, coverage, expected_answer_type, ma
 from qa_service.quantize import decode_blobs
 from qa_service.settings import RankerWeights
 from qa_service.store.protocol import SentenceStore, store_from_dict
-from qa_service.store.sentences import row_to_document
+from qa_service.store.sentences import row_to_document, unblob_many
 
 EVIDENCE = (
     "dense_sentence",
@@ -66,7 +66,7 @@ class SentenceRanker:
         tokens (through the DocumentStore protocol) use their titled vector as their only token.
         """
         d = len(q)
-        titled = np.frombuffer(b"".join(r["embedding"] for r in rows), dtype=np.float32).reshape(len(rows), d)
+        titled = unblob_many([r["embedding"] for r in rows], d)
         blobs = [r["tokens"] for r in rows]
         if all(blobs):
             tokens, lengths = decode_blobs(blobs, d)

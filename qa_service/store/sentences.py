@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -14,16 +15,39 @@ from qa_service.errors import IndexMismatchError, InvalidInputError
 from qa_service.ingest.sources import content_hash
 from qa_service.store.records import SourceDocument
 
-
-def blob(vector: np.ndarray) -> bytes:
-    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+VECTOR_TYPES: dict[str, np.dtype[Any]] = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16)}
 
 
-def unblob(data: bytes) -> np.ndarray:
-    return np.frombuffer(data, dtype=np.float32)
+def blob(vector: np.ndarray, storage: str = "float32") -> bytes:
+    """A vector's bytes at the width `storage` names (`Settings.vector_storage`)."""
+    return np.ascontiguousarray(vector, dtype=VECTOR_TYPES[storage]).tobytes()
 
 
-def row_to_document(row: Any, score: float | None = None, with_embedding: bool = False) -> Document:
+def _width(size: int, dimension: int) -> np.dtype:
+    for dtype in VECTOR_TYPES.values():
+        if size == dtype.itemsize * dimension:
+            return dtype
+    raise IndexMismatchError(f"A stored vector of {size} bytes is not float32 or float16 of dimension {dimension}.")
+
+
+def unblob(data: bytes, dimension: int) -> np.ndarray:
+    """A stored vector as float32, whichever width wrote it (its length tells: 4 or 2 bytes a component)."""
+    return np.frombuffer(data, dtype=_width(len(data), dimension)).astype(np.float32, copy=False)
+
+
+def unblob_many(blobs: Sequence[bytes], dimension: int) -> np.ndarray:
+    """(n, dimension) float32 of stored vectors: one read of their concatenation where all share a width."""
+    if not blobs:
+        return np.zeros((0, dimension), dtype=np.float32)
+    size = len(blobs[0])
+    if any(len(b) != size for b in blobs):
+        return np.stack([unblob(b, dimension) for b in blobs])
+    matrix = np.frombuffer(b"".join(blobs), dtype=_width(size, dimension)).reshape(len(blobs), dimension)
+    return matrix.astype(np.float32, copy=False)
+
+
+def row_to_document(row: Any, score: float | None = None, dimension: int | None = None) -> Document:
+    """A sentence row as a Document; with `dimension`, its stored vector too."""
     meta = {
         "document_id": row["document_id"],
         "source": row["source"],
@@ -33,7 +57,7 @@ def row_to_document(row: Any, score: float | None = None, with_embedding: bool =
         "passage_id": row["passage_id"],
         "row_id": row["id"],
     }
-    embedding = unblob(row["embedding"]).tolist() if with_embedding else None
+    embedding = unblob(row["embedding"], dimension).tolist() if dimension else None
     return Document(
         id=f"{row['document_id']}:s{row['sentence_index']}",
         content=row["text"],

@@ -39,6 +39,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
         "--scale", "3000",
         "--setting", "embedding_model=hash:64",
         "--setting", "faiss_index=HNSW16",
+        "--scale-setting", "token_code=pq16",
     ]  # fmt: skip
     if REFERENCE_PYTHON.exists():
         command += ["--reference-python", str(REFERENCE_PYTHON)]
@@ -60,6 +61,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert scale["sentences_loaded"] == 3000
     assert scale["deleted_document_gone"] and scale["updated_document_found"]
     assert 0.5 <= scale["recall_at_10"] <= 1.0
+    assert scale["token_code"].startswith("pq16:")  # with the codebook the bench trained for hash:64
     markdown = (out / "report.md").read_text()
     assert "| HTTP throughput at c=8 (req/s)" in markdown and "recall_at_10" in markdown
     assert "| HTTP throughput at c=4, micro-batching off" not in markdown  # rows are the standard levels

@@ -21,6 +21,7 @@ from qa_service.errors import DocumentNotFoundError, IndexMismatchError, Invalid
 from qa_service.indexer import TextSource
 from qa_service.service import QAService
 from qa_service.settings import Settings
+from qa_service.store.sentences import unblob
 from tests.conftest import NEVER_ABSTAIN
 
 DOCS = {
@@ -82,7 +83,8 @@ def test_index_counts_documents_and_offsets(service: QAService) -> None:
         for row in rows:
             assert text[row["start"] : row["end"]] == row["text"] and row["document_id"] == doc.id
             assert store.has_sentence(doc.id, row["start"], row["end"])
-            assert len(row["embedding"]) == 64 * 4 and row["tokens"]
+            vector = unblob(row["embedding"], 64)  # float32 (pgvector) or float16 (embedded, the default)
+            assert abs(float(vector @ vector) - 1.0) < 1e-2 and row["tokens"]
     assert not store.has_sentence(_doc_id(service, "otters.txt"), 0, 5)
 
 

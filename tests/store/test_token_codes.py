@@ -222,3 +222,37 @@ def test_int4_is_kept_where_it_can_store_the_tokens(tmp_path: Path) -> None:
     service.index_texts(TEXTS)
     assert service.store.manifest().token_code == INT4
     service.close()
+
+
+def test_a_codebook_folder_in_the_settings_serves_a_model_none_ships_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`QA_TOKEN_CODEBOOK_DIR`: a codebook trained with `--out DIR` is used for writing, and an index
+    written with it opens (in a process that has not seen it yet) only where the setting names DIR."""
+    from qa_service import quantize
+
+    monkeypatch.setattr(codebooks, "_extra", [])
+    folder = tmp_path / "codebooks"
+    codebooks.main([str(tiny_squad(tmp_path / "sample.json")), "--model", "hash:64", "--m", "8", "--out", str(folder)])
+    digest = json.loads(codebooks.paths("hash:64", 8, folder)[1].read_text())["sha256"]
+    settings = Settings(index_dir=tmp_path / "index", embedding_model="hash:64", token_code="pq8")
+    assert codebooks.resolve("pq8", "hash:64", 64) is None  # neither shipped nor named yet
+    service = QAService(settings.model_copy(update={"token_codebook_dir": folder}))
+    service.index_texts(TEXTS)
+    assert service.store.manifest().token_code == f"pq8:{digest[:16]}"
+    service.close()
+    monkeypatch.setattr(codebooks, "_extra", [])  # a fresh process: nothing registered
+    monkeypatch.setattr(quantize, "_registry", {})
+    with pytest.raises(IndexMismatchError, match="does not ship"):
+        QAService(settings, create_index=False)
+    reopened = QAService(settings.model_copy(update={"token_codebook_dir": folder}), create_index=False)
+    answer = reopened.ask("How long is the main span of the Golden Gate Bridge?")
+    assert not answer.abstained and any("1,280 metres" in c.text for c in answer.citations)
+    reopened.close()
+
+
+def test_a_codebook_folder_that_does_not_exist_is_a_settings_error(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="token_codebook_dir"):
+        Settings(token_codebook_dir=tmp_path / "missing")

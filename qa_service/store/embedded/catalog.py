@@ -54,6 +54,7 @@ class EmbeddedCatalog:
         ef_search: int = 64,
         create: bool = True,
         passage_ef_search: int | None = None,
+        vector_storage: str = "float32",
     ) -> None:
         self.index_dir = Path(index_dir)
         self._store_args = {
@@ -63,6 +64,7 @@ class EmbeddedCatalog:
             "nprobe": nprobe,
             "ef_search": ef_search,
             "passage_ef_search": passage_ef_search,
+            "vector_storage": vector_storage,
         }
         if not (self.index_dir / DB_FILE).exists():
             if not create:

@@ -35,7 +35,15 @@ from qa_service.store.failpoints import failpoint
 from qa_service.store.filters import to_sql
 from qa_service.store.manifest import Manifest, corpus_hash, updated_corpus_hash
 from qa_service.store.records import ApplyResult, SourceDocument, StoredDocument
-from qa_service.store.sentences import row_to_document, stack, unblob, upserts_from_sentences, validate_source
+from qa_service.store.sentences import (
+    VECTOR_TYPES,
+    row_to_document,
+    stack,
+    unblob,
+    unblob_many,
+    upserts_from_sentences,
+    validate_source,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +66,14 @@ class FaissSQLiteDocumentStore:
         ef_search: int = 64,
         create: bool = True,
         passage_ef_search: int | None = None,  # default: ef_search
+        vector_storage: str = "float32",  # width of the vectors SQLite keeps: float32 or float16
     ) -> None:
+        if vector_storage not in VECTOR_TYPES:
+            raise ValueError(f"vector_storage must be one of {sorted(VECTOR_TYPES)}, not {vector_storage!r}.")
         self.index_dir = Path(index_dir)
         self.model, self.dimension, self.faiss_index = model, dimension, faiss_index
         self.nprobe, self.ef_search, self.create = nprobe, ef_search, create
-        self.passage_ef_search = passage_ef_search
+        self.passage_ef_search, self.vector_storage = passage_ef_search, vector_storage
         db_path = self.index_dir / DB_FILE
         if not db_path.exists():
             if not create:
@@ -305,7 +316,7 @@ class FaissSQLiteDocumentStore:
                 lambda: conn.execute("SELECT 1 FROM sentences LIMIT 1").fetchone() is not None,
                 token_codes.batch_code(upserts, self.dimension),
             )
-            new_s, new_p = insert_documents(conn, upserts)
+            new_s, new_p = insert_documents(conn, upserts, self.vector_storage)
             generation = current + 1
             texts_s, texts_p = keyword_texts(upserts)
             keywords = []
@@ -350,7 +361,7 @@ class FaissSQLiteDocumentStore:
                 vectors.build(
                     self.faiss_index,
                     self.dimension,
-                    *stack(ids, [np.stack([unblob(r[1]) for r in rows])] if rows else []),
+                    *stack(ids, [unblob_many([r[1] for r in rows], self.dimension)] if rows else []),
                 )
             )
         return built[0], built[1]
@@ -375,7 +386,7 @@ class FaissSQLiteDocumentStore:
         )
         if not rows:
             return []
-        matrix = np.stack([unblob(r["embedding"]) for r in rows])
+        matrix = unblob_many([r["embedding"] for r in rows], self.dimension)
         scores = matrix @ query.astype(np.float32)
         order = np.argsort(-scores)[:k]
         return [(int(rows[i]["id"]), float(scores[i])) for i in order]
@@ -406,7 +417,7 @@ class FaissSQLiteDocumentStore:
         return self.db.term_frequencies(terms)
 
     def passage_vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
-        return {k: unblob(v) for k, v in self.db.passage_embeddings(ids).items()}
+        return {k: unblob(v, self.dimension) for k, v in self.db.passage_embeddings(ids).items()}
 
     def documents_under(self, scopes: list[str]) -> dict[str, StoredDocument]:
         """Stored documents whose origin is one of `scopes` or lies under one of them, by origin."""
@@ -462,7 +473,7 @@ class FaissSQLiteDocumentStore:
             "ORDER BY s.document_id, s.sentence_index",
             params,
         )
-        return [row_to_document(r, with_embedding=True) for r in rows]
+        return [row_to_document(r, dimension=self.dimension) for r in rows]
 
     def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
         """Write embedded sentence Documents. Sentences sharing `meta["document_id"]` form one source
@@ -500,6 +511,7 @@ class FaissSQLiteDocumentStore:
             ef_search=self.ef_search,
             create=self.create,
             passage_ef_search=self.passage_ef_search,
+            vector_storage=self.vector_storage,
         )
 
     @classmethod

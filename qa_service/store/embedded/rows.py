@@ -22,7 +22,7 @@ def delete_rows(conn: sqlite3.Connection, sentence_ids: list[int], passage_ids: 
 
 
 def insert_documents(
-    conn: sqlite3.Connection, upserts: list[SourceDocument]
+    conn: sqlite3.Connection, upserts: list[SourceDocument], storage: str = "float32"
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     s_ids: list[int] = []
     p_ids: list[int] = []
@@ -48,7 +48,7 @@ def insert_documents(
         for k, (start, end) in enumerate(doc.passages):
             cur = conn.execute(
                 'INSERT INTO passages(document_id, passage_index, start, "end", embedding) VALUES (?, ?, ?, ?, ?)',
-                (doc.id, k, start, end, blob(doc.passage_embeddings[k])),
+                (doc.id, k, start, end, blob(doc.passage_embeddings[k], storage)),
             )
             row_id = int(cur.lastrowid or 0)
             passage_rows.append(row_id)
@@ -60,7 +60,7 @@ def insert_documents(
             cur = conn.execute(
                 'INSERT INTO sentences(document_id, passage_id, sentence_index, start, "end", text, embedding, '
                 "tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (doc.id, passage_rows[passage], k, start, end, text, blob(doc.sentence_embeddings[k]), tokens),
+                (doc.id, passage_rows[passage], k, start, end, text, blob(doc.sentence_embeddings[k], storage), tokens),
             )
             row_id = int(cur.lastrowid or 0)
             s_ids.append(row_id)
