@@ -71,6 +71,15 @@ ABSTENTION_BY_CODE: dict[str, dict[str, float]] = {
         "ungrounded": -1.324,
         "threshold": 0.24,
     },
+    # fitted 2026-12-07: 606 right, 99 wrong, 702 unanswerable, 705 off-topic, 484 swaps; data sha256 db71d0a1...
+    "pq48": {
+        "bias": -2.862,
+        "late_interaction": 3.499,
+        "coverage": 0.013,
+        "dense_titled": 0.978,
+        "ungrounded": -1.286,
+        "threshold": 0.25,
+    },
 }
 
 

@@ -64,7 +64,8 @@ def prepare_codebook(workdir: Path, overrides: dict[str, Any], squad: Path, log:
     code, dimension = settings.token_code, encoder_for(settings).dimension
     if not code.startswith("pq") or dimension % int(code[2:]):  # no such codebook: int8 (logged)
         return
-    if codebooks.resolve(code, settings.embedding_model, dimension):
+    codebooks.use_directory(settings.token_codebook_dir)
+    if codebooks.load(settings.embedding_model, int(code[2:])) is not None:  # shipped, or in the setting's folder
         return
     info = codebooks.build(squad, settings.embedding_model, int(code[2:]), out_dir=workdir / CODEBOOKS)
     log(f"  token codebook {code} for {settings.embedding_model}: {info['tokens']:,} tokens of {squad.name}")
