@@ -131,9 +131,12 @@ def build_query_pipeline(settings: Settings, store: SentenceStore) -> Pipeline:
     pipeline.add_component(
         "query_embedder", QueryEmbedder(batch_window_ms=settings.embed_batch_window_ms, **_encoder_args(settings))
     )
-    pipeline.add_component("dense", DenseSentenceRetriever(store, top_k=k))
-    pipeline.add_component("keyword", KeywordSentenceRetriever(store, top_k=k))
-    pipeline.add_component("passages", PassageSentenceRetriever(store, top_k=settings.passage_candidates))
+    # The ranker reads the candidates' rows (with their vectors) itself: the retrievers pass row ids.
+    pipeline.add_component("dense", DenseSentenceRetriever(store, top_k=k, ids_only=True))
+    pipeline.add_component("keyword", KeywordSentenceRetriever(store, top_k=k, ids_only=True))
+    pipeline.add_component(
+        "passages", PassageSentenceRetriever(store, top_k=settings.passage_candidates, ids_only=True)
+    )
     pipeline.add_component("joiner", DocumentJoiner(join_mode="concatenate"))
     pipeline.add_component(
         "ranker",

