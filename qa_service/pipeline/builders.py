@@ -76,6 +76,7 @@ def open_catalog(settings: Settings, create: bool = True) -> CollectionCatalog:
             maintenance_work_mem=settings.pgvector_maintenance_work_mem,
         )
     from qa_service.store.embedded.catalog import EmbeddedCatalog
+    from qa_service.store.embedded.database import page_size_for
 
     return EmbeddedCatalog(
         index_dir=settings.index_dir,
@@ -86,6 +87,7 @@ def open_catalog(settings: Settings, create: bool = True) -> CollectionCatalog:
         ef_search=settings.faiss_ef_search,
         passage_ef_search=settings.faiss_passage_ef_search,
         vector_storage=settings.vector_storage,
+        page_size=page_size_for(settings.token_code),
         create=create,
     )
 

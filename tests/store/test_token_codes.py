@@ -256,3 +256,25 @@ def test_a_codebook_folder_that_does_not_exist_is_a_settings_error(tmp_path: Pat
 
     with pytest.raises(ValidationError, match="token_codebook_dir"):
         Settings(token_codebook_dir=tmp_path / "missing")
+
+
+def _page_size(index_dir: Path) -> int:
+    with sqlite3.connect(index_dir / "store.sqlite") as conn:
+        return int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+
+def test_a_new_pq_index_gets_larger_pages_and_an_existing_one_keeps_its_own(
+    tmp_path: Path, shipped: dict[str, object]
+) -> None:
+    """Compact (PQ) sentence rows pack into 16 KiB pages; int4's larger rows stay in SQLite's 4 KiB."""
+    for name, code in (("pq", "pq8"), ("int4", INT4)):
+        service = QAService(Settings(index_dir=tmp_path / name, embedding_model="hash:64", token_code=code))
+        service.index_texts(TEXTS)
+        service.close()
+    assert (_page_size(tmp_path / "pq"), _page_size(tmp_path / "int4")) == (16384, 4096)
+    settings = Settings(index_dir=tmp_path / "int4", embedding_model="hash:64", token_code="pq8")
+    reopened = QAService(settings, create_index=False)
+    reopened.index_texts([TextSource(source="new.txt", text="Penguins swim fast. They live in the south.", origin="n")])
+    assert _page_size(tmp_path / "int4") == 4096 and reopened.store.manifest().token_code == INT4
+    assert not reopened.ask("How long is the main span of the Golden Gate Bridge?").abstained
+    reopened.close()

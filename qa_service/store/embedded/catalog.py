@@ -22,7 +22,7 @@ from pathlib import Path
 
 from qa_service.errors import CollectionExistsError, CollectionNotFoundError, IndexNotFoundError
 from qa_service.store.collections import DEFAULT, check_not_default, validate_name
-from qa_service.store.embedded.database import SCHEMA_VERSION, UPGRADABLE_VERSIONS, Database
+from qa_service.store.embedded.database import PAGE_SIZE, SCHEMA_VERSION, UPGRADABLE_VERSIONS, Database
 from qa_service.store.embedded.document_store import DB_FILE, FaissSQLiteDocumentStore
 from qa_service.store.failpoints import failpoint
 from qa_service.store.records import Collection
@@ -55,6 +55,7 @@ class EmbeddedCatalog:
         create: bool = True,
         passage_ef_search: int | None = None,
         vector_storage: str = "float32",
+        page_size: int = PAGE_SIZE,
     ) -> None:
         self.index_dir = Path(index_dir)
         self._store_args = {
@@ -65,12 +66,13 @@ class EmbeddedCatalog:
             "ef_search": ef_search,
             "passage_ef_search": passage_ef_search,
             "vector_storage": vector_storage,
+            "page_size": page_size,
         }
         if not (self.index_dir / DB_FILE).exists():
             if not create:
                 raise IndexNotFoundError(f"No index in {self.index_dir}; run `qa-service index PATH` first.")
             self.index_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Database(self.index_dir / DB_FILE)
+        self.db = Database(self.index_dir / DB_FILE, page_size)
         self._upgrade()
         self._lock = threading.Lock()
         self._stores: dict[str, FaissSQLiteDocumentStore] = {

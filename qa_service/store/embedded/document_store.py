@@ -27,7 +27,7 @@ from haystack.document_stores.types import DuplicatePolicy
 from qa_service.errors import IndexMismatchError, IndexNotFoundError
 from qa_service.store import token_codes
 from qa_service.store.embedded import generations, lexical, vectors
-from qa_service.store.embedded.database import SCHEMA_VERSION, Database
+from qa_service.store.embedded.database import PAGE_SIZE, SCHEMA_VERSION, Database
 from qa_service.store.embedded.generations import VECTOR_PARTS_KEY, Snapshot, check_schema_version
 from qa_service.store.embedded.rows import delete_rows, insert_documents, keyword_texts
 from qa_service.store.embedded.vectors import VectorIndex, fsync_dir
@@ -67,19 +67,20 @@ class FaissSQLiteDocumentStore:
         create: bool = True,
         passage_ef_search: int | None = None,  # default: ef_search
         vector_storage: str = "float32",  # width of the vectors SQLite keeps: float32 or float16
+        page_size: int = PAGE_SIZE,  # of a new database (`database.page_size_for`)
     ) -> None:
         if vector_storage not in VECTOR_TYPES:
             raise ValueError(f"vector_storage must be one of {sorted(VECTOR_TYPES)}, not {vector_storage!r}.")
         self.index_dir = Path(index_dir)
         self.model, self.dimension, self.faiss_index = model, dimension, faiss_index
         self.nprobe, self.ef_search, self.create = nprobe, ef_search, create
-        self.passage_ef_search, self.vector_storage = passage_ef_search, vector_storage
+        self.passage_ef_search, self.vector_storage, self.page_size = passage_ef_search, vector_storage, page_size
         db_path = self.index_dir / DB_FILE
         if not db_path.exists():
             if not create:
                 raise IndexNotFoundError(f"No index in {self.index_dir}; run `qa-service index PATH` first.")
             self.index_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Database(db_path)
+        self.db = Database(db_path, page_size)
         self._local = threading.local()  # the generation pinned by this thread's `snapshot()`
         self._swap_lock = threading.Lock()
         self._pending: Snapshot | None = None  # written, being committed by this process
@@ -512,6 +513,7 @@ class FaissSQLiteDocumentStore:
             create=self.create,
             passage_ef_search=self.passage_ef_search,
             vector_storage=self.vector_storage,
+            page_size=self.page_size,
         )
 
     @classmethod
