@@ -175,6 +175,14 @@ class Settings(BaseSettings):
         "Passages only add candidates for the ranker to re-score, so a large sentence breadth for recall "
         "need not be paid twice (README, Scale).",
     )
+    faiss_refine: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Embedded store, approximate indexes (HNSW, IVF, PQ): take N times as many nearest sentences "
+        "from FAISS and re-score them exactly with the stored vectors before keeping the nearest (1: off). "
+        "Buys recall where the index's own codes or graph reorder near-ties (README, Scale).",
+    )
     embed_batch_size: int = Field(64, ge=1)
     embed_batch_window_ms: float = Field(
         2.0,

@@ -86,6 +86,7 @@ def open_catalog(settings: Settings, create: bool = True) -> CollectionCatalog:
         nprobe=settings.faiss_nprobe,
         ef_search=settings.faiss_ef_search,
         passage_ef_search=settings.faiss_passage_ef_search,
+        refine=settings.faiss_refine,
         vector_storage=settings.vector_storage,
         page_size=page_size_for(settings.token_code),
         create=create,

@@ -224,3 +224,39 @@ def test_a_large_write_leaves_no_second_copy_in_the_wal(tmp_path: Path, monkeypa
     store.apply([source("y", ["Dogs bark."])], [])
     assert wal.stat().st_size == 0
     assert open_store(tmp_path).count_documents() == 402
+
+
+def test_refine_rescores_approximate_hits_with_the_stored_vectors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`refine`: an index with coarse codes (4 bits a component) returns the exact nearest
+    sentences and their exact scores once its hits are re-scored with the stored vectors."""
+    from qa_service.store.embedded import vectors
+
+    monkeypatch.setattr(vectors, "DELTA_MAX", 0)  # every vector in the coded base, none in the exact delta
+    rng = np.random.default_rng(11)
+    words = [f"w{i}" for i in range(300)]
+    docs = [source(f"d{n}", [" ".join(rng.choice(words, 6)) + "." for _ in range(4)]) for n in range(60)]
+    exact, coarse, refined = (open_store(tmp_path / "flat"), open_store(tmp_path / "sq4", "SQ4"),
+                              open_store(tmp_path / "refined", "SQ4", refine=8))  # fmt: skip
+    for store in (exact, coarse, refined):
+        store.apply(docs, [])
+    misses = 0
+    for query in ENC.embed([" ".join(rng.choice(words, 4)) for _ in range(20)]):
+        truth = exact.dense_sentences(query, 5)
+        got = refined.dense_sentences(query, 5)
+        assert [i for i, _ in got] == [i for i, _ in truth]
+        assert [s for _, s in got] == pytest.approx([s for _, s in truth], abs=1e-5)
+        misses += [i for i, _ in coarse.dense_sentences(query, 5)] != [i for i, _ in truth]
+    assert misses > 0  # without re-scoring, the coarse codes reorder near neighbours
+    assert refined.to_dict()["init_parameters"]["refine"] == 8
+
+
+def test_the_refine_setting_reaches_every_collection(tmp_path: Path) -> None:
+    from qa_service.service import QAService
+    from qa_service.settings import Settings
+
+    service = QAService(Settings(index_dir=tmp_path / "index", embedding_model="hash:64", faiss_refine=4))
+    service.create_collection("team")
+    assert service.store.refine == service.catalog.store("team").refine == 4  # type: ignore[attr-defined]
+    service.close()

@@ -56,6 +56,7 @@ class EmbeddedCatalog:
         passage_ef_search: int | None = None,
         vector_storage: str = "float32",
         page_size: int = PAGE_SIZE,
+        refine: int = 1,
     ) -> None:
         self.index_dir = Path(index_dir)
         self._store_args = {
@@ -67,6 +68,7 @@ class EmbeddedCatalog:
             "passage_ef_search": passage_ef_search,
             "vector_storage": vector_storage,
             "page_size": page_size,
+            "refine": refine,
         }
         if not (self.index_dir / DB_FILE).exists():
             if not create:

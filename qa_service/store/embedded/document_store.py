@@ -68,6 +68,7 @@ class FaissSQLiteDocumentStore:
         passage_ef_search: int | None = None,  # default: ef_search
         vector_storage: str = "float32",  # width of the vectors SQLite keeps: float32 or float16
         page_size: int = PAGE_SIZE,  # of a new database (`database.page_size_for`)
+        refine: int = 1,  # dense sentence search: re-score refine x k FAISS hits with the stored vectors
     ) -> None:
         if vector_storage not in VECTOR_TYPES:
             raise ValueError(f"vector_storage must be one of {sorted(VECTOR_TYPES)}, not {vector_storage!r}.")
@@ -75,6 +76,7 @@ class FaissSQLiteDocumentStore:
         self.model, self.dimension, self.faiss_index = model, dimension, faiss_index
         self.nprobe, self.ef_search, self.create = nprobe, ef_search, create
         self.passage_ef_search, self.vector_storage, self.page_size = passage_ef_search, vector_storage, page_size
+        self.refine = refine
         db_path = self.index_dir / DB_FILE
         if not db_path.exists():
             if not create:
@@ -373,7 +375,21 @@ class FaissSQLiteDocumentStore:
     ) -> list[tuple[int, float]]:
         if filters:
             return self._filtered_dense(query, k, filters)
-        return self.refresh().sentences.search(query, k)
+        index = self.refresh().sentences
+        if self.refine <= 1:
+            return index.search(query, k)
+        return self._rescored(index.search(query, k * self.refine), query, k)
+
+    def _rescored(self, hits: list[tuple[int, float]], query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The `k` of `hits` nearest to `query` by their stored vectors (inner product, as FAISS's)."""
+        if not hits:
+            return hits
+        rows = self.db.query(
+            f"SELECT id, embedding FROM sentences WHERE id IN ({','.join('?' * len(hits))})", [i for i, _ in hits]
+        )
+        scores = unblob_many([r["embedding"] for r in rows], self.dimension) @ query.astype(np.float32)
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [(int(rows[i]["id"]), float(scores[i])) for i in order]
 
     def dense_passages(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         return self.refresh().passages.search(query, k)
@@ -514,6 +530,7 @@ class FaissSQLiteDocumentStore:
             passage_ef_search=self.passage_ef_search,
             vector_storage=self.vector_storage,
             page_size=self.page_size,
+            refine=self.refine,
         )
 
     @classmethod
