@@ -13,6 +13,16 @@ of that batch. The window is only waited for while another forward pass is runni
 finds the encoder idle is embedded at once, so a lone question (concurrency 1) pays nothing, and
 under load, when passes are always running, questions gather for up to the window.
 
+Questions waiting for an answer slot (`QA_MAX_CONCURRENT_ANSWERS`) are embedded ahead: an answer
+`reserve`s its question before it queues for a slot, and the slot holder whose question is not yet
+embedded embeds it together with the oldest reserved questions still waiting (up to `max_batch`);
+their answers find their vectors ready when their turn comes. The window alone gathers little: the
+forward pass runs inside the answer's slot, so at most `QA_MAX_CONCURRENT_ANSWERS` questions could
+ever meet in one, while the questions queued for those slots are where concurrency is. One pass over
+8 questions costs 2.2 ms a question against 4.1 alone (int8, this 2-core machine; 2: 3.4, 4: 2.7). A
+reservation whose answer gives up before embedding is withdrawn; one already taken into another
+answer's pass costs only its row.
+
 Results: the encoders drop padding (each text's token vectors are its own tokens only), so with
 fp32 (`onnx`, `torch`) batched and single results agree to float rounding (cosine > 0.99999). The
 int8 encoder quantises activations per batch (dynamic quantisation takes one scale over the whole
@@ -36,12 +46,22 @@ from qa_service.encoders import Encoder
 DEFAULT_MAX_BATCH = 32
 
 
-@dataclass
-class _Request:
+@dataclass(eq=False)
+class Reservation:
+    """A question to be embedded: reserved ahead of its answer, or one caller's place in a batch."""
+
     text: str
     done: threading.Event = field(default_factory=threading.Event)
     result: tuple[np.ndarray, np.ndarray] | None = None
     error: BaseException | None = None
+    taken: bool = False  # in a forward pass (or through one)
+
+    def outcome(self) -> tuple[np.ndarray, np.ndarray]:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
 
 
 class EmbedBatcher:
@@ -52,16 +72,37 @@ class EmbedBatcher:
             raise ValueError("window_ms must be >= 0 and max_batch >= 1")
         self.encoder, self.window_ms, self.max_batch = encoder, window_ms, max_batch
         self._cond = threading.Condition()
-        self._open: list[_Request] | None = None  # the batch taking arrivals; None: the next caller opens one
+        self._open: list[Reservation] | None = None  # the batch taking arrivals; None: the next caller opens one
+        self._reserved: dict[int, Reservation] = {}  # not yet taken, oldest first (dicts keep insertion order)
         self.forward_passes = 0  # embed_tokens calls made (and texts embedded), for tests and diagnostics
         self.texts_embedded = 0
         self._running = 0  # forward passes in progress (read under `_cond`)
 
-    def embed(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """(token vectors without special tokens, pooled vector) of `text`, as `embed_tokens` gives them."""
+    def reserve(self, text: str) -> Reservation:
+        """Announces `text`, to be embedded by `embed(text, reservation)` later (when its answer gets a
+        slot); until then, another caller's forward pass may take it along. `withdraw` it when done."""
+        reservation = Reservation(text)
+        if self.window_ms > 0:  # batching off: every question is embedded alone, when its turn comes
+            with self._cond:
+                self._reserved[id(reservation)] = reservation
+        return reservation
+
+    def withdraw(self, reservation: Reservation) -> None:
+        """Forgets a reservation no pass has taken (its answer failed or finished); idempotent."""
+        with self._cond:
+            self._reserved.pop(id(reservation), None)
+
+    def embed(self, text: str, reservation: Reservation | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(token vectors without special tokens, pooled vector) of `text`, as `embed_tokens` gives them.
+        With the `reservation` made for `text`: its vectors, computed now with other reserved questions
+        or already by an earlier pass."""
+        if reservation is not None:
+            if reservation.text != text:
+                raise ValueError("The reservation was made for another text.")
+            return self._reserved_embed(reservation)
         if self.window_ms <= 0:
             return self._forward([text])[0]
-        request = _Request(text)
+        request = Reservation(text, taken=True)
         with self._cond:
             batch = self._open
             leader = batch is None
@@ -74,28 +115,41 @@ class EmbedBatcher:
                 self._cond.notify_all()
         if leader:
             self._lead(batch)
-        else:
-            request.done.wait()
-        if request.error is not None:
-            raise request.error
-        assert request.result is not None
-        return request.result
+        return request.outcome()
 
-    def _lead(self, batch: list[_Request]) -> None:
+    def _reserved_embed(self, reservation: Reservation) -> tuple[np.ndarray, np.ndarray]:
+        with self._cond:
+            batch = []
+            if not reservation.taken:
+                self._reserved.pop(id(reservation), None)
+                batch = [reservation]
+                for other in list(self._reserved.values())[: self.max_batch - 1]:
+                    del self._reserved[id(other)]
+                    batch.append(other)
+                for r in batch:
+                    r.taken = True
+        if batch:
+            self._run(batch)
+        return reservation.outcome()
+
+    def _lead(self, batch: list[Reservation]) -> None:
         deadline = time.monotonic() + self.window_ms / 1000
         with self._cond:
             while self._open is batch and (remaining := deadline - time.monotonic()) > 0:
                 self._cond.wait(remaining)
             if self._open is batch:
                 self._open = None
-        # Closed: nobody appends to `batch` any more.
+        self._run(batch)  # closed: nobody appends to `batch` any more
+
+    def _run(self, batch: list[Reservation]) -> None:
+        """One forward pass over `batch`; each member gets its row, or the pass's exception."""
         try:
             results = self._forward([r.text for r in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"The encoder returned {len(results)} results for {len(batch)} texts.")
             for r, result in zip(batch, results, strict=True):
                 r.result = result
-        except BaseException as exc:  # every waiting caller gets it, the leader included
+        except BaseException as exc:  # every waiting caller gets it, the one running the pass included
             for r in batch:
                 r.error = exc
         finally:

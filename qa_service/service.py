@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 from haystack import Document
 
+from qa_service.answer_slots import AnswerSlots
 from qa_service.bindings import Bindings, Bound
 from qa_service.contract import Answer, AnswerMode, Turn
 from qa_service.errors import CollectionNotFoundError, DocumentNotFoundError, InvalidInputError
@@ -25,6 +25,7 @@ from qa_service.pipeline.builders import (
     build_indexing_pipeline,
     encoder_for,
     open_catalog,
+    query_embedder,
 )
 from qa_service.pipeline.runner import GraphRunner
 from qa_service.settings import Settings
@@ -57,7 +58,7 @@ class QAService:
         self._bindings = Bindings(settings, self.catalog, self._indexing)
         self._query = self._bind(DEFAULT).query
         self._generator = build_generator(settings)
-        self._answer_slots = threading.BoundedSemaphore(settings.max_concurrent_answers)
+        self._answer_slots = AnswerSlots(settings.max_concurrent_answers)
         self._slots = GenerationSlots(settings.llm_max_concurrent, max(1, round(settings.llm_timeout_seconds / 4)))
 
     # --- collections ---------------------------------------------------------------------------
@@ -174,11 +175,16 @@ class QAService:
     ) -> DetailedAnswer:
         query = self.retrieval_query(question, history or [])
         # At most QA_MAX_CONCURRENT_ANSWERS answers compute at once; waiting threads cost no CPU. (The
-        # snapshot is taken inside: a queued answer reads the state committed when its turn comes.)
-        with self._answer_slots, bound.store.snapshot():  # every read of one answer sees one committed state
+        # snapshot is taken inside: a queued answer reads the state committed when its turn comes.) The
+        # question is reserved first: an answer ahead of it may embed it with its own in one pass.
+        with (
+            query_embedder(bound.query.pipeline).reserved(query) as reservation,
+            self._answer_slots,
+            bound.store.snapshot(),  # every read of one answer sees one committed state
+        ):
             result = bound.query.run(
                 {
-                    "query_embedder": {"text": query},
+                    "query_embedder": {"text": query, "reservation": reservation},
                     "dense": {"filters": filters},
                     "keyword": {"query": query, "filters": filters},
                     "passages": {"filters": filters},

@@ -166,6 +166,13 @@ def build_query_pipeline(settings: Settings, store: SentenceStore) -> Pipeline:
     return pipeline
 
 
+def query_embedder(pipeline: Pipeline) -> QueryEmbedder:
+    """The query pipeline's embedder (the service reserves questions with it before an answer slot)."""
+    embedder = pipeline.get_component("query_embedder")
+    assert isinstance(embedder, QueryEmbedder)
+    return embedder
+
+
 def build_generator(settings: Settings) -> CitedAnswerGenerator | None:
     """The generative answerer when an LLM server is configured (QA_LLM_BASE_URL), else None."""
     if not settings.llm_base_url:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from haystack import Document, component, default_from_dict, default_to_dict
 
 from qa_service.codebooks import resolve
-from qa_service.embed_batching import EmbedBatcher, batcher_for
+from qa_service.embed_batching import EmbedBatcher, Reservation, batcher_for
 from qa_service.encoders import Encoder, get_encoder
 from qa_service.quantize import INT8, Codec, token_blob
 
@@ -127,7 +129,9 @@ class QueryEmbedder(_EncoderComponent):
     components take because Haystack copies component inputs element by element.
 
     `batch_window_ms` > 0: questions embedded concurrently (answers run in a thread pool) within that
-    window share one forward pass (`qa_service.embed_batching`); 0: each question alone.
+    window share one forward pass (`qa_service.embed_batching`); 0: each question alone. A question
+    `reserved` before its answer queues for a slot may be embedded by the pass of an answer ahead of it;
+    `run(text, reservation)` then returns those vectors.
     """
 
     def __init__(
@@ -148,12 +152,25 @@ class QueryEmbedder(_EncoderComponent):
         if self._batcher is None and self.batch_window_ms > 0 and self._encoder is not None:
             self._batcher = batcher_for(self._encoder, self.batch_window_ms)
 
+    @contextmanager
+    def reserved(self, text: str) -> Iterator[Reservation | None]:
+        """A reservation for `text` (None with batching off), withdrawn on leaving."""
+        self.warm_up()
+        if self._batcher is None:
+            yield None
+            return
+        reservation = self._batcher.reserve(text)
+        try:
+            yield reservation
+        finally:
+            self._batcher.withdraw(reservation)
+
     @component.output_types(embedding=list[float], vector=np.ndarray, tokens=np.ndarray)
-    def run(self, text: str) -> dict[str, Any]:
+    def run(self, text: str, reservation: Reservation | None = None) -> dict[str, Any]:
         self.warm_up()
         assert self._encoder is not None
         if self._batcher is not None:
-            tokens, pooled = self._batcher.embed(text)
+            tokens, pooled = self._batcher.embed(text, reservation)
         else:
             tokens, pooled = self._encoder.embed_tokens([text])[0]
         return {"embedding": pooled.tolist(), "vector": pooled, "tokens": tokens}

@@ -11,12 +11,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from qa_service.embed_batching import EmbedBatcher, batcher_for
 from qa_service.encoders import HashingEncoder
+from qa_service.pipeline.builders import query_embedder
 from qa_service.pipeline.embedders import QueryEmbedder
 from qa_service.service import QAService
 from qa_service.settings import Settings
@@ -146,3 +148,79 @@ def test_the_setting_reaches_the_query_pipeline(fake_settings: Settings, monkeyp
     assert Settings().embed_batch_window_ms == 0
     off = QAService(fake_settings.model_copy(update={"embed_batch_window_ms": 0.0}))
     assert off._query.pipeline.get_component("query_embedder").batch_window_ms == 0
+
+
+def test_reserved_questions_ride_along_with_the_next_pass_oldest_first() -> None:
+    encoder = CountingEncoder()
+    batcher = EmbedBatcher(encoder, window_ms=2.0, max_batch=4)
+    reservations = [batcher.reserve(q) for q in QUESTIONS[:5]]
+    _assert_same(batcher.embed(QUESTIONS[2], reservations[2]), QUESTIONS[2])
+    assert encoder.passes == [[QUESTIONS[2], QUESTIONS[0], QUESTIONS[1], QUESTIONS[3]]]
+    for i in (0, 1, 3):  # embedded already: no pass of their own
+        _assert_same(batcher.embed(QUESTIONS[i], reservations[i]), QUESTIONS[i])
+        batcher.withdraw(reservations[i])  # taken: nothing to withdraw, and no error
+    assert len(encoder.passes) == 1
+    _assert_same(batcher.embed(QUESTIONS[4], reservations[4]), QUESTIONS[4])
+    assert encoder.passes[1:] == [[QUESTIONS[4]]]
+    with pytest.raises(ValueError, match="another text"):
+        batcher.embed("Something else?", batcher.reserve(QUESTIONS[5]))
+
+
+def test_a_withdrawn_reservation_is_left_out_and_batching_off_reserves_nothing() -> None:
+    encoder = CountingEncoder()
+    batcher = EmbedBatcher(encoder, window_ms=2.0)
+    gone, kept = batcher.reserve(QUESTIONS[0]), batcher.reserve(QUESTIONS[1])
+    batcher.withdraw(gone)
+    batcher.embed(QUESTIONS[1], kept)
+    assert encoder.passes == [[QUESTIONS[1]]]
+    off = CountingEncoder()
+    unbatched = EmbedBatcher(off, window_ms=0)
+    first, second = unbatched.reserve(QUESTIONS[0]), unbatched.reserve(QUESTIONS[1])
+    _assert_same(unbatched.embed(QUESTIONS[1], second), QUESTIONS[1])
+    _assert_same(unbatched.embed(QUESTIONS[0], first), QUESTIONS[0])
+    assert off.passes == [[QUESTIONS[1]], [QUESTIONS[0]]]
+
+
+def test_a_reservation_taken_by_a_running_pass_waits_for_it_and_shares_its_error() -> None:
+    gate = threading.Event()
+    encoder = CountingEncoder(gate=gate)
+    batcher = EmbedBatcher(encoder, window_ms=2.0)
+    mine, theirs = batcher.reserve(QUESTIONS[0]), batcher.reserve(QUESTIONS[1])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        running = pool.submit(batcher.embed, QUESTIONS[1], theirs)
+        _wait_for(lambda: len(encoder.passes) == 1)  # their pass holds my question too
+        waiting = pool.submit(batcher.embed, QUESTIONS[0], mine)
+        time.sleep(0.05)
+        assert not waiting.done() and len(encoder.passes) == 1
+        gate.set()
+        _assert_same(waiting.result(timeout=30), QUESTIONS[0])
+        _assert_same(running.result(timeout=30), QUESTIONS[1])
+    failing = CountingEncoder(fail_on=QUESTIONS[3])
+    batcher = EmbedBatcher(failing, window_ms=2.0)
+    a, b = batcher.reserve(QUESTIONS[2]), batcher.reserve(QUESTIONS[3])
+    with pytest.raises(RuntimeError, match="cannot embed"):
+        batcher.embed(QUESTIONS[2], a)
+    with pytest.raises(RuntimeError, match="cannot embed"):
+        batcher.embed(QUESTIONS[3], b)
+    assert failing.passes == [[QUESTIONS[2], QUESTIONS[3]]]
+
+
+def test_answers_queued_for_a_slot_are_embedded_in_one_pass(fake_settings: Settings, seeds_copy: Path) -> None:
+    """The first answer to get the slot embeds every queued question; the answers are those given alone."""
+    service = QAService(fake_settings.model_copy(update={"max_concurrent_answers": 1}))
+    service.index_paths([seeds_copy])
+    questions = ["How many troops withdrew from Kherson?", "Who announced the withdrawal?", "When did it start?"]
+    alone = {q: service.ask(q) for q in questions}
+    batcher = query_embedder(service._query.pipeline)._batcher
+    assert batcher is not None
+    passes, texts = batcher.forward_passes, batcher.texts_embedded
+    answers: dict[str, object] = {}
+    with service._answer_slots:  # the test holds the only slot while the answers queue
+        threads = [threading.Thread(target=lambda q=q: answers.__setitem__(q, service.ask(q))) for q in questions]
+        for t in threads:
+            t.start()
+        _wait_for(lambda: service._answer_slots.waiting() == len(questions))
+    for t in threads:
+        t.join(30)
+    assert (batcher.forward_passes - passes, batcher.texts_embedded - texts) == (1, len(questions))
+    assert answers == alone
