@@ -21,7 +21,6 @@ class AnswerSlots:
     def __init__(self, slots: int) -> None:
         if slots < 1:
             raise ValueError("At least one answer slot is needed.")
-        self.slots = slots
         self._free = slots
         self._lock = threading.Lock()
         self._waiting: deque[threading.Event] = deque()

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 # 3: collections (a catalog at the index root; schema 2 indexes are upgraded in place)
 # 4: keyword search on tantivy, per generation, instead of SQLite FTS5 (upgraded in place on open)
@@ -178,11 +179,12 @@ class Database:
             ids,
         )
 
-    def passage_embeddings(self, ids: list[int]) -> dict[int, bytes]:
+    def embeddings(self, table: Literal["sentences", "passages"], ids: list[int]) -> dict[int, bytes]:
+        """The stored vector blob of each of `ids` found in `table`, by id."""
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self.query(f"SELECT id, embedding FROM passages WHERE id IN ({marks})", ids)
+        rows = self.query(f"SELECT id, embedding FROM {table} WHERE id IN ({marks})", ids)
         return {row["id"]: row["embedding"] for row in rows}
 
     def term_frequencies(self, terms: list[str]) -> dict[str, int]:

@@ -382,14 +382,16 @@ class FaissSQLiteDocumentStore:
 
     def _rescored(self, hits: list[tuple[int, float]], query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The `k` of `hits` nearest to `query` by their stored vectors (inner product, as FAISS's)."""
-        if not hits:
-            return hits
-        rows = self.db.query(
-            f"SELECT id, embedding FROM sentences WHERE id IN ({','.join('?' * len(hits))})", [i for i, _ in hits]
-        )
-        scores = unblob_many([r["embedding"] for r in rows], self.dimension) @ query.astype(np.float32)
+        return self._nearest(self.db.embeddings("sentences", [i for i, _ in hits]), query, k)
+
+    def _nearest(self, blobs: dict[int, bytes], query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """Exact search among the sentences whose stored vectors `blobs` holds (by id)."""
+        if not blobs:
+            return []
+        ids = list(blobs)
+        scores = unblob_many(list(blobs.values()), self.dimension) @ query.astype(np.float32)
         order = np.argsort(-scores, kind="stable")[:k]
-        return [(int(rows[i]["id"]), float(scores[i])) for i in order]
+        return [(int(ids[i]), float(scores[i])) for i in order]
 
     def dense_passages(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         return self.refresh().passages.search(query, k)
@@ -401,12 +403,7 @@ class FaissSQLiteDocumentStore:
             f"SELECT s.id, s.embedding FROM sentences s JOIN documents d ON d.id = s.document_id WHERE {where}",
             params,
         )
-        if not rows:
-            return []
-        matrix = unblob_many([r["embedding"] for r in rows], self.dimension)
-        scores = matrix @ query.astype(np.float32)
-        order = np.argsort(-scores)[:k]
-        return [(int(rows[i]["id"]), float(scores[i])) for i in order]
+        return self._nearest({r["id"]: r["embedding"] for r in rows}, query, k)
 
     def allowed_sentence_ids(self, filters: dict[str, Any]) -> list[int]:
         where, params = to_sql(filters)
@@ -434,7 +431,7 @@ class FaissSQLiteDocumentStore:
         return self.db.term_frequencies(terms)
 
     def passage_vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
-        return {k: unblob(v, self.dimension) for k, v in self.db.passage_embeddings(ids).items()}
+        return {k: unblob(v, self.dimension) for k, v in self.db.embeddings("passages", ids).items()}
 
     def documents_under(self, scopes: list[str]) -> dict[str, StoredDocument]:
         """Stored documents whose origin is one of `scopes` or lies under one of them, by origin."""
