@@ -103,7 +103,14 @@ class Settings(BaseSettings):
         default_factory=default_model_cache,
         description="Where ONNX exports of the embedding model are kept (made locally, never downloaded).",
     )
-    encoder_threads: int | None = Field(None, ge=1, description="ONNX Runtime threads per call (default: all).")
+    encoder_threads: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Forward passes the ONNX encoder runs side by side when it embeds many texts (indexing), each on "
+            "one thread; a question's embedding runs on its caller's thread (default: all cores)."
+        ),
+    )
     faiss_index: str = Field(
         "Flat",
         description="FAISS index_factory string: Flat (exact), HNSW32, IVF256,Flat, IVF1024,PQ32 ...",

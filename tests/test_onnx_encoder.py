@@ -163,6 +163,31 @@ def test_concurrent_calls_match_sequential(int8: OnnxEncoder) -> None:
         np.testing.assert_allclose(got, want, atol=1e-6)
 
 
+def test_bulk_embedding_runs_passes_side_by_side_and_matches_one_thread(
+    int8: OnnxEncoder, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parallel = OnnxEncoder(MODEL, cache_dir, quantize=True, threads=3)
+    threads_seen: set[str] = set()
+    forward = parallel._hidden_states
+
+    def recording(encodings: list[object]) -> tuple[np.ndarray, np.ndarray]:
+        threads_seen.add(threading.current_thread().name)
+        return forward(encodings)
+
+    monkeypatch.setattr(parallel, "_hidden_states", recording)
+    texts = TEXTS * 3
+    np.testing.assert_allclose(parallel.embed(texts, batch_size=2), int8.embed(texts, batch_size=2), atol=1e-6)
+    for (tokens, vector), (want_tokens, want_vector) in zip(
+        parallel.embed_tokens(texts, batch_size=2), int8.embed_tokens(texts, batch_size=2), strict=True
+    ):
+        np.testing.assert_allclose(tokens, want_tokens, atol=1e-6)
+        np.testing.assert_allclose(vector, want_vector, atol=1e-6)
+    assert len({name for name in threads_seen if name.startswith("qa-embed")}) > 1, threads_seen
+    threads_seen.clear()
+    parallel.embed(TEXTS[:2])  # one batch: a question's pass runs on its caller's thread
+    assert threads_seen == {threading.current_thread().name}
+
+
 def test_second_construction_reuses_the_cache(
     int8: OnnxEncoder, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
