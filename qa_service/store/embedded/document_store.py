@@ -3,13 +3,13 @@
 Durability: every change is one SQLite transaction. New FAISS files and tantivy directories are written
 under the next generation number *before* the transaction commits the generation pointer, so a crash at
 any point leaves the previous generation loadable; stray files of an uncommitted generation are removed
-on open (the files of a generation: `qa_service.store.embedded.generations`; the keyword side's design:
-`qa_service.store.embedded.lexical`).
+on open (a write: `qa_service.store.embedded.writer`; the files of a generation:
+`qa_service.store.embedded.generations`; the keyword side's design: `qa_service.store.embedded.lexical`;
+read-only SQL: `qa_service.store.embedded.queries`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sqlite3
@@ -26,19 +26,16 @@ from haystack.document_stores.types import DuplicatePolicy
 
 from qa_service.errors import IndexMismatchError, IndexNotFoundError
 from qa_service.store import token_codes
-from qa_service.store.embedded import generations, lexical, vectors
+from qa_service.store.embedded import generations, queries
 from qa_service.store.embedded.database import PAGE_SIZE, SCHEMA_VERSION, Database
-from qa_service.store.embedded.generations import VECTOR_PARTS_KEY, Snapshot, check_schema_version
-from qa_service.store.embedded.rows import delete_rows, insert_documents, keyword_texts
-from qa_service.store.embedded.vectors import VectorIndex, fsync_dir
+from qa_service.store.embedded.generations import Snapshot, check_schema_version
+from qa_service.store.embedded.vectors import VectorIndex
+from qa_service.store.embedded.writer import CORPUS_HASH_KEY, Layout, committed_corpus_hash, write_generation
 from qa_service.store.failpoints import failpoint
-from qa_service.store.filters import to_sql
-from qa_service.store.manifest import Manifest, corpus_hash, updated_corpus_hash
+from qa_service.store.manifest import Manifest
 from qa_service.store.records import ApplyResult, SourceDocument, StoredDocument
 from qa_service.store.sentences import (
     VECTOR_TYPES,
-    row_to_document,
-    stack,
     unblob,
     unblob_many,
     upserts_from_sentences,
@@ -50,7 +47,6 @@ logger = logging.getLogger(__name__)
 DB_FILE = "store.sqlite"
 _SENTENCE_ID = re.compile(r"^(?P<doc>.+):s(?P<k>\d+)$")
 _PIN_ATTEMPTS = 5
-CORPUS_HASH_KEY = "corpus_hash"  # the committed documents' `corpus_hash`, updated by each write
 
 
 class FaissSQLiteDocumentStore:
@@ -125,9 +121,6 @@ class FaissSQLiteDocumentStore:
 
     def _empty_snapshot(self, generation: int) -> Snapshot:
         return generations.empty(self.faiss_index, self.dimension, generation)
-
-    def _paths(self, generation: int) -> tuple[Path, Path]:
-        return generations.vector_paths(self.index_dir, generation)
 
     def _load_generation(self, generation: int, spec: str) -> Snapshot:
         held = getattr(self, "_snapshot", None)  # its bases are reused where the files are the same
@@ -224,18 +217,10 @@ class FaissSQLiteDocumentStore:
         )[0]
         return int(row["d"]), int(row["s"]), int(row["p"])
 
-    @staticmethod
-    def _corpus_hash(conn: sqlite3.Connection) -> str:
-        """The committed corpus hash (kept up to date by every write; computed once for older indexes)."""
-        row = conn.execute("SELECT value FROM meta WHERE key = ?", (CORPUS_HASH_KEY,)).fetchone()
-        if row is not None:
-            return str(row[0])
-        return corpus_hash([r[0] for r in conn.execute("SELECT content_hash FROM documents")])
-
     def _manifest_from(self, meta: dict[str, str]) -> Manifest:
         documents, sentences, passages = self.counts()
         with self.db.connection() as conn:
-            hashes = meta.get(CORPUS_HASH_KEY) or self._corpus_hash(conn)
+            hashes = meta.get(CORPUS_HASH_KEY) or committed_corpus_hash(conn)
         return Manifest(
             schema_version=meta["schema_version"],
             model=meta["model"],
@@ -292,82 +277,18 @@ class FaissSQLiteDocumentStore:
     def _write(
         self, upserts: list[SourceDocument], deletes: list[str], sentence_deletes: list[int] | None, rebuild: bool
     ) -> tuple[int, list[str]]:
-        """One write transaction: rows, then the next generation's vector files, then the pointer."""
+        """One write transaction (`writer.write_generation`) on top of the latest committed generation."""
         with self.db.transaction() as conn:
             current = int(Database.read_value(conn, "generation"))
             if current != self._snapshot.generation:  # another process committed since we loaded
                 self._snapshot = self._load_generation(current, self.faiss_index)
-            sentences, passages = self._snapshot.sentences.copy(), self._snapshot.passages.copy()
-            gone_s, gone_p = list(sentence_deletes or []), []
-            targets = list(dict.fromkeys([*deletes, *(d.id for d in upserts)]))
-            for doc_id in targets:
-                gone_s += [r[0] for r in conn.execute("SELECT id FROM sentences WHERE document_id = ?", (doc_id,))]
-                gone_p += [r[0] for r in conn.execute("SELECT id FROM passages WHERE document_id = ?", (doc_id,))]
-            gone_s = list(dict.fromkeys(gone_s))
-            hashes = self._corpus_hash(conn)
-            delete_rows(conn, gone_s, gone_p)
-            deleted, removed_hashes = [], []
-            for d in targets:  # each delete returns the content hash the corpus hash loses
-                gone = conn.execute("DELETE FROM documents WHERE id = ? RETURNING content_hash", (d,)).fetchall()
-                removed_hashes += [r[0] for r in gone]
-                if gone and d in deletes:
-                    deleted.append(d)
-            failpoint("mid_write")
-            row = conn.execute("SELECT value FROM meta WHERE key = ?", (token_codes.META_KEY,)).fetchone()
-            code = token_codes.settle(
-                row[0] if row else None,
-                lambda: conn.execute("SELECT 1 FROM sentences LIMIT 1").fetchone() is not None,
-                token_codes.batch_code(upserts, self.dimension),
-            )
-            new_s, new_p = insert_documents(conn, upserts, self.vector_storage)
-            generation = current + 1
-            texts_s, texts_p = keyword_texts(upserts)
-            keywords = []
-            for kind, gone, new, texts in (("sentences", gone_s, new_s, texts_s), ("passages", gone_p, new_p, texts_p)):
-                base = self.index_dir / f"{kind}-{current}.tantivy" if current > 0 else None
-                target = self.index_dir / f"{kind}-{generation}.tantivy"
-                keywords.append(lexical.write_generation(base, target, gone, zip(new[0].tolist(), texts, strict=True)))
-            failpoint("mid_keywords")
-            sentences.remove(np.array(gone_s, dtype=np.int64))
-            passages.remove(np.array(gone_p, dtype=np.int64))
-            if rebuild or _needs_compaction(sentences) or _needs_compaction(passages):
-                sentences, passages = self._rebuild(conn)
-            else:
-                sentences.add(*new_s)
-                passages.add(*new_p)
-            for index, path in zip((sentences, passages), self._paths(generation), strict=True):
-                index.save(path)
-            self._set_search_params(sentences, passages)
-            fsync_dir(self.index_dir)
-            failpoint("before_commit")
-            Database.write_meta(
-                conn,
-                {
-                    "generation": str(generation),
-                    "updated_at": str(time.time()),
-                    "faiss_index": self.faiss_index,
-                    VECTOR_PARTS_KEY: json.dumps([sentences.parts, passages.parts]),
-                    CORPUS_HASH_KEY: updated_corpus_hash(hashes, [d.content_hash for d in upserts], removed_hashes),
-                }
-                | ({token_codes.META_KEY: code} if code else {}),
+            layout = Layout(self.index_dir, self.faiss_index, self.dimension, self.vector_storage)
+            written, deleted = write_generation(
+                conn, layout, self._snapshot, upserts, deletes, sentence_deletes or [], rebuild, self._set_search_params
             )
             # Readers that see the new generation committed before `apply` swaps it in take these.
-            self._pending = Snapshot(generation, sentences, passages, keywords[0], keywords[1])
-        return generation, deleted
-
-    def _rebuild(self, conn: sqlite3.Connection) -> tuple[VectorIndex, VectorIndex]:
-        built = []
-        for table in ("sentences", "passages"):
-            rows = list(conn.execute(f"SELECT id, embedding FROM {table} ORDER BY id"))
-            ids = [r[0] for r in rows]
-            built.append(
-                vectors.build(
-                    self.faiss_index,
-                    self.dimension,
-                    *stack(ids, [unblob_many([r[1] for r in rows], self.dimension)] if rows else []),
-                )
-            )
-        return built[0], built[1]
+            self._pending = written
+        return written.generation, deleted
 
     # --- reading ---------------------------------------------------------------------------------
     def dense_sentences(
@@ -398,17 +319,10 @@ class FaissSQLiteDocumentStore:
 
     def _filtered_dense(self, query: np.ndarray, k: int, filters: dict[str, Any]) -> list[tuple[int, float]]:
         """Exact search over the rows the filter admits (filtering happens before ranking)."""
-        where, params = to_sql(filters)
-        rows = self.db.query(
-            f"SELECT s.id, s.embedding FROM sentences s JOIN documents d ON d.id = s.document_id WHERE {where}",
-            params,
-        )
-        return self._nearest({r["id"]: r["embedding"] for r in rows}, query, k)
+        return self._nearest(queries.filtered_embeddings(self.db, filters), query, k)
 
     def allowed_sentence_ids(self, filters: dict[str, Any]) -> list[int]:
-        where, params = to_sql(filters)
-        sql = f"SELECT s.id FROM sentences s JOIN documents d ON d.id = s.document_id WHERE {where}"
-        return [int(r["id"]) for r in self.db.query(sql, params)]
+        return queries.allowed_sentence_ids(self.db, filters)
 
     def keyword_sentences(self, text: str, k: int, restrict: list[int] | None = None) -> list[tuple[int, float]]:
         return self.refresh().sentence_keywords.search(text, k, restrict)
@@ -420,12 +334,7 @@ class FaissSQLiteDocumentStore:
         return self.db.sentences_by_ids(ids, vectors)
 
     def sentences_of_passages(self, passage_ids: list[int]) -> list[int]:
-        if not passage_ids:
-            return []
-        marks = ",".join("?" * len(passage_ids))
-        return [
-            int(r["id"]) for r in self.db.query(f"SELECT id FROM sentences WHERE passage_id IN ({marks})", passage_ids)
-        ]
+        return queries.sentences_of_passages(self.db, passage_ids)
 
     def term_frequencies(self, terms: list[str]) -> dict[str, int]:
         return self.db.term_frequencies(terms)
@@ -435,37 +344,13 @@ class FaissSQLiteDocumentStore:
 
     def documents_under(self, scopes: list[str]) -> dict[str, StoredDocument]:
         """Stored documents whose origin is one of `scopes` or lies under one of them, by origin."""
-        found: dict[str, StoredDocument] = {}
-        for at in range(0, len(scopes), 300):  # SQLite's bound-parameter limit
-            clauses, params = [], []
-            for scope in scopes[at : at + 300]:
-                under = scope.rstrip("/") + "/"
-                clauses.append("(origin = ? OR (origin >= ? AND origin < ?))")  # the origin index's ranges
-                params += [scope, under, under[:-1] + "0"]  # "0" is the character after "/"
-            found.update((d.origin, d) for d in self._documents(f"WHERE {' OR '.join(clauses)}", params))
-        return found
+        return queries.documents_under(self.db, scopes)
 
     def list_documents(self, document_id: str | None = None) -> list[StoredDocument]:
         """All documents by source name, or the one with `document_id`."""
         if document_id is not None:
-            return self._documents("WHERE id = ?", [document_id])
-        return self._documents("", [])
-
-    def _documents(self, where: str, params: list[str]) -> list[StoredDocument]:
-        sql = f"SELECT id, source, origin, content_hash, indexed_at, sentence_count, meta FROM documents {where}"
-        rows = self.db.query(sql + " ORDER BY source", params)
-        return [
-            StoredDocument(
-                r["id"],
-                r["source"],
-                r["origin"],
-                r["content_hash"],
-                r["indexed_at"],
-                r["sentence_count"],
-                json.loads(r["meta"]),
-            )
-            for r in rows
-        ]
+            return queries.documents(self.db, "WHERE id = ?", [document_id])
+        return queries.documents(self.db)
 
     def has_sentence(self, document_id: str, start: int, end: int) -> bool:
         sql = 'SELECT 1 FROM sentences WHERE document_id = ? AND start = ? AND "end" = ? LIMIT 1'
@@ -480,14 +365,7 @@ class FaissSQLiteDocumentStore:
         return int(self.db.query("SELECT COUNT(*) AS n FROM sentences")[0]["n"])
 
     def filter_documents(self, filters: dict[str, Any] | None = None) -> list[Document]:
-        where, params = to_sql(filters) if filters else ("1", [])
-        rows = self.db.query(
-            'SELECT s.id, s.document_id, s.passage_id, s.sentence_index, s.start, s."end", s.text, s.embedding, '
-            f"d.source FROM sentences s JOIN documents d ON d.id = s.document_id WHERE {where} "
-            "ORDER BY s.document_id, s.sentence_index",
-            params,
-        )
-        return [row_to_document(r, dimension=self.dimension) for r in rows]
+        return queries.filtered_documents(self.db, filters, self.dimension)
 
     def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
         """Write embedded sentence Documents. Sentences sharing `meta["document_id"]` form one source
@@ -503,13 +381,7 @@ class FaissSQLiteDocumentStore:
         for ident in document_ids:
             match = _SENTENCE_ID.match(ident)
             if match:
-                sentence_rows += [
-                    int(r["id"])
-                    for r in self.db.query(
-                        "SELECT id FROM sentences WHERE document_id = ? AND sentence_index = ?",
-                        (match.group("doc"), int(match.group("k"))),
-                    )
-                ]
+                sentence_rows += queries.sentence_ids_at(self.db, match.group("doc"), int(match.group("k")))
             else:
                 docs.append(ident)
         self.apply([], docs, sentence_deletes=sentence_rows)
@@ -533,7 +405,3 @@ class FaissSQLiteDocumentStore:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaissSQLiteDocumentStore:
         return default_from_dict(cls, data)
-
-
-def _needs_compaction(index: VectorIndex) -> bool:
-    return len(index.tombstones) > max(1000, index.index.ntotal // 4)
