@@ -57,10 +57,18 @@ def _content_terms(text: str) -> frozenset[str]:
 
 def coverage(query_terms: frozenset[str], sentence_terms: frozenset[str], idf: Callable[[str], float]) -> float:
     """Share of the question's content (IDF-weighted) that the sentence contains, in [0, 1]."""
-    total = sum(idf(t) for t in query_terms)
+    return coverages(query_terms, [sentence_terms], idf)[0]
+
+
+def coverages(
+    query_terms: frozenset[str], sentences_terms: list[frozenset[str]], idf: Callable[[str], float]
+) -> list[float]:
+    """`coverage` of each sentence, with each question term's IDF computed once (not once a sentence)."""
+    weighted = [(t, idf(t)) for t in query_terms]
+    total = sum(w for _, w in weighted)
     if total <= 0:
-        return 0.0
-    return sum(idf(t) for t in query_terms if t in sentence_terms) / total
+        return [0.0] * len(sentences_terms)
+    return [sum(w for t, w in weighted if t in terms) / total for terms in sentences_terms]
 
 
 def smoothed_idf(document_frequency: int, total: int) -> float:

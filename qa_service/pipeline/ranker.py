@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from haystack import Document, component, default_from_dict, default_to_dict
 
-from qa_service.lexical import content_terms, coverage, expected_answer_type, matches_answer_type, smoothed_idf
+from qa_service.lexical import content_terms, coverages, expected_answer_type, matches_answer_type, smoothed_idf
 from qa_service.quantize import decode_blobs
 from qa_service.settings import RankerWeights
 from qa_service.store.protocol import SentenceStore, store_from_dict
@@ -119,7 +119,7 @@ class SentenceRanker:
             "bm25_sentence": np.array([bm25_s.get(i, 0.0) for i in ids]),
             "bm25_passage": np.array([bm25_p.get(r["passage_id"], 0.0) for r in rows]),
             "coverage": np.array(
-                [coverage(q_terms, t, lambda w: smoothed_idf(df.get(w, 0), max(total, 1))) for t in sentence_terms]
+                coverages(q_terms, sentence_terms, lambda w: smoothed_idf(df.get(w, 0), max(total, 1)))
             ),
             "late_interaction": late_interaction,
             "answer_type": np.array([float(matches_answer_type(answer_type, query, r["text"])) for r in rows]),

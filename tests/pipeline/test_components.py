@@ -1,7 +1,7 @@
 import pytest
 from haystack import Document, Pipeline
 
-from qa_service.lexical import content_terms, coverage, expected_answer_type, matches_answer_type
+from qa_service.lexical import content_terms, coverage, coverages, expected_answer_type, matches_answer_type
 from qa_service.pipeline.answer import ABSTAIN_MESSAGE, AnswerBuilder, support_probability
 from qa_service.pipeline.builders import build_indexing_pipeline, build_query_pipeline
 from qa_service.service import QAService, TextSource
@@ -30,6 +30,22 @@ def test_lexical_features() -> None:
     assert matches_answer_type("number", "How many?", "They moved 20,000 troops.")
     assert not matches_answer_type("date", "When?", "No time here.")
     assert matches_answer_type("person", "Who met Rollo?", "Rollo met Charles.")
+
+
+def test_coverages_weigh_each_question_term_once_and_match_coverage() -> None:
+    question = frozenset({"troop", "kherson", "withdrew"})
+    sentences = [frozenset({"troop"}), frozenset(), frozenset({"kherson", "withdrew", "city"}), question]
+    calls: list[str] = []
+
+    def idf(term: str) -> float:
+        calls.append(term)
+        return {"troop": 1.0, "kherson": 3.0, "withdrew": 0.5}[term]
+
+    got = coverages(question, sentences, idf)
+    assert sorted(calls) == sorted(question)  # once a term, not once a term and sentence
+    assert got == [coverage(question, s, idf) for s in sentences]
+    assert got == pytest.approx([1 / 4.5, 0.0, 3.5 / 4.5, 1.0])
+    assert coverages(question, sentences, lambda term: 0.0) == [0.0] * 4  # no weight: no coverage
 
 
 def test_answer_builder_abstains_below_threshold_and_cites_close_sentences() -> None:
