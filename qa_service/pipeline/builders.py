@@ -6,7 +6,6 @@ import os
 from typing import TYPE_CHECKING, TypedDict
 
 from haystack import Pipeline
-from haystack.components.joiners import DocumentJoiner
 
 from qa_service import codebooks
 from qa_service.encoders import Encoder, get_encoder
@@ -14,6 +13,7 @@ from qa_service.ingest.splitter import SentenceSplitter
 from qa_service.pipeline.answer import AnswerBuilder
 from qa_service.pipeline.embedders import QueryEmbedder, SentenceEmbedder
 from qa_service.pipeline.grounding import GroundingChecker
+from qa_service.pipeline.joiners import RowIdJoiner
 from qa_service.pipeline.ranker import SentenceRanker
 from qa_service.pipeline.retrievers import DenseSentenceRetriever, KeywordSentenceRetriever, PassageSentenceRetriever
 from qa_service.quantize import INT8
@@ -140,7 +140,7 @@ def build_query_pipeline(settings: Settings, store: SentenceStore) -> Pipeline:
     pipeline.add_component(
         "passages", PassageSentenceRetriever(store, top_k=settings.passage_candidates, ids_only=True)
     )
-    pipeline.add_component("joiner", DocumentJoiner(join_mode="concatenate"))
+    pipeline.add_component("joiner", RowIdJoiner())
     pipeline.add_component(
         "ranker",
         SentenceRanker(store, weights=settings.weights.model_dump()),
@@ -159,8 +159,8 @@ def build_query_pipeline(settings: Settings, store: SentenceStore) -> Pipeline:
     pipeline.connect("query_embedder.vector", "ranker.query_vector")
     pipeline.connect("query_embedder.tokens", "ranker.query_tokens")
     for name in ("dense", "keyword", "passages"):
-        pipeline.connect(f"{name}.documents", "joiner.documents")
-    pipeline.connect("joiner.documents", "ranker.documents")
+        pipeline.connect(f"{name}.row_ids", "joiner.row_ids")
+    pipeline.connect("joiner.row_ids", "ranker.row_ids")
     pipeline.connect("ranker.documents", "grounding.documents")
     pipeline.connect("grounding.documents", "answer_builder.documents")
     return pipeline

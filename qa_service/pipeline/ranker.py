@@ -95,9 +95,19 @@ class SentenceRanker:
 
     @component.output_types(documents=list[Document])
     def run(
-        self, query: str, query_vector: np.ndarray, query_tokens: np.ndarray, documents: list[Document]
+        self,
+        query: str,
+        query_vector: np.ndarray,
+        query_tokens: np.ndarray,
+        documents: list[Document] | None = None,
+        row_ids: list[int] | None = None,
     ) -> dict[str, list[Document]]:
-        ids = list(dict.fromkeys(d.meta["row_id"] for d in documents))
+        """Ranks the candidates: `row_ids` (from `ids_only` retrievers) or `documents` (their
+        `meta["row_id"]`); the ranker reads their rows itself."""
+        if row_ids is not None:
+            ids = list(dict.fromkeys(row_ids))
+        else:
+            ids = list(dict.fromkeys(d.meta["row_id"] for d in documents or []))
         store = self.document_store
         rows = store.sentence_rows(ids)
         if not rows:

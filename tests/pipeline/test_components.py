@@ -222,8 +222,41 @@ def test_retrievers_can_pass_row_ids_alone(fake_settings: Settings) -> None:
         (PassageSentenceRetriever, {"query_vector": vector}),
     ):
         full, light = kind(store, 3), kind(store, 3, ids_only=True)  # type: ignore[abstract]
-        rich, bare = full.run(**args)["documents"], light.run(**args)["documents"]
-        assert rich and [(d.meta["row_id"], d.score) for d in rich] == [(d.meta["row_id"], d.score) for d in bare]
-        assert all(d.content for d in rich) and all(d.content is None for d in bare)
-        assert len({d.id for d in bare}) == len(bare)  # the joiner keeps them apart
+        rich, bare = full.run(**args), light.run(**args)
+        assert set(rich) == {"documents"} and set(bare) == {"row_ids"}  # one output each, as declared
+        assert set(full.__haystack_output__._sockets_dict) == {"documents"}  # type: ignore[attr-defined]
+        assert set(light.__haystack_output__._sockets_dict) == {"row_ids"}  # type: ignore[attr-defined]
+        assert rich["documents"] and [d.meta["row_id"] for d in rich["documents"]] == bare["row_ids"]
+        assert all(d.content for d in rich["documents"])
         assert kind.from_dict(light.to_dict()).ids_only is True
+
+
+def test_row_id_joiner_keeps_each_id_once_in_first_seen_order() -> None:
+    from qa_service.pipeline.joiners import RowIdJoiner
+
+    assert RowIdJoiner().run(row_ids=[[5, 3], [], [3, 9, 5], [1]]) == {"row_ids": [5, 3, 9, 1]}
+    assert RowIdJoiner().run(row_ids=[]) == {"row_ids": []}
+
+
+def test_ranker_ranks_row_ids_as_it_ranks_the_documents_that_carry_them(fake_settings: Settings) -> None:
+    """The service's pipeline hands the ranker bare row ids; a pipeline of whole documents still works."""
+    from qa_service.pipeline.builders import encoder_for
+    from qa_service.pipeline.ranker import SentenceRanker
+
+    service = QAService(fake_settings)
+    service.index_texts(
+        [TextSource("bridge.txt", "The bridge is painted red. The bridge opened in 1932. Tourists love the bridge.")]
+    )
+    question = "When did the bridge open?"
+    vector = encoder_for(fake_settings).embed([question])[0]
+    tokens, _ = encoder_for(fake_settings).embed_tokens([question])[0]
+    store = service.store
+    ids = [r["id"] for r in store.sentence_rows(store.sentences_of_passages([0, 1, 2, 3]), vectors=False)]
+    assert len(ids) == 3
+    ranker = SentenceRanker(store)
+    by_ids = ranker.run(question, vector, tokens, row_ids=ids + ids[:1])["documents"]
+    documents = [Document(id=f"row:{i}", meta={"row_id": i}) for i in reversed(ids)]
+    by_documents = ranker.run(question, vector, tokens, documents=documents)["documents"]
+    assert [(d.content, d.score) for d in by_ids] == [(d.content, d.score) for d in by_documents]
+    assert len(by_ids) == 3 and any("1932" in (d.content or "") for d in by_ids)
+    assert ranker.run(question, vector, tokens)["documents"] == []
