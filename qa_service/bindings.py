@@ -6,7 +6,8 @@ import threading
 from dataclasses import dataclass
 
 from qa_service.indexer import Indexer
-from qa_service.pipeline.builders import build_query_pipeline
+from qa_service.pipeline.builders import build_query_pipeline, query_embedder
+from qa_service.pipeline.embedders import QueryEmbedder
 from qa_service.pipeline.runner import GraphRunner
 from qa_service.settings import Settings
 from qa_service.store.collections import DEFAULT
@@ -16,12 +17,14 @@ from qa_service.store.records import Collection
 
 @dataclass(frozen=True)
 class Bound:
-    """One collection's store, indexer and query pipeline (the encoder behind them is shared)."""
+    """One collection's store, indexer and query pipeline (the encoder behind them is shared), and
+    the pipeline's embedder, with which an answer reserves its question before it takes a slot."""
 
     collection: Collection
     store: SentenceStore
     indexer: Indexer
     query: GraphRunner
+    embedder: QueryEmbedder
 
 
 class Bindings:
@@ -46,7 +49,8 @@ class Bindings:
                     indexer = Indexer(store, self.indexing, self.settings.index_batch_chars, found.id)
                     query = GraphRunner(build_query_pipeline(self.settings, store))
                     query.warm_up()  # the shared encoder: loaded once per process
-                    bound = self._bound[found.id] = Bound(found, store, indexer, query)
+                    embedder = query_embedder(query.pipeline)
+                    bound = self._bound[found.id] = Bound(found, store, indexer, query, embedder)
         return bound
 
     def forget(self, collection_id: str) -> None:

@@ -55,15 +55,11 @@ def _content_terms(text: str) -> frozenset[str]:
     return frozenset(t for t in terms(text) if t not in STOPWORDS)
 
 
-def coverage(query_terms: frozenset[str], sentence_terms: frozenset[str], idf: Callable[[str], float]) -> float:
-    """Share of the question's content (IDF-weighted) that the sentence contains, in [0, 1]."""
-    return coverages(query_terms, [sentence_terms], idf)[0]
-
-
 def coverages(
     query_terms: frozenset[str], sentences_terms: list[frozenset[str]], idf: Callable[[str], float]
 ) -> list[float]:
-    """`coverage` of each sentence, with each question term's IDF computed once (not once a sentence)."""
+    """For each sentence, the share of the question's content (IDF-weighted) it contains, in [0, 1];
+    each question term's IDF is computed once, not once a sentence."""
     weighted = [(t, idf(t)) for t in query_terms]
     total = sum(w for _, w in weighted)
     if total <= 0:

@@ -25,7 +25,6 @@ from qa_service.pipeline.builders import (
     build_indexing_pipeline,
     encoder_for,
     open_catalog,
-    query_embedder,
 )
 from qa_service.pipeline.runner import GraphRunner
 from qa_service.settings import Settings
@@ -178,7 +177,7 @@ class QAService:
         # snapshot is taken inside: a queued answer reads the state committed when its turn comes.) The
         # question is reserved first: an answer ahead of it may embed it with its own in one pass.
         with (
-            query_embedder(bound.query.pipeline).reserved(query) as reservation,
+            bound.embedder.reserved(query) as reservation,
             self._answer_slots,
             bound.store.snapshot(),  # every read of one answer sees one committed state
         ):

@@ -1,7 +1,7 @@
 import pytest
 from haystack import Document, Pipeline
 
-from qa_service.lexical import content_terms, coverage, coverages, expected_answer_type, matches_answer_type
+from qa_service.lexical import content_terms, coverages, expected_answer_type, matches_answer_type
 from qa_service.pipeline.answer import ABSTAIN_MESSAGE, AnswerBuilder, support_probability
 from qa_service.pipeline.builders import build_indexing_pipeline, build_query_pipeline
 from qa_service.service import QAService, TextSource
@@ -23,7 +23,9 @@ WEAK = {"late_interaction": 0.3, "coverage": 0.0, "dense_titled": 0.1}
 
 def test_lexical_features() -> None:
     assert content_terms("How many troops withdrew?") == {"many", "troop", "withdrew"}
-    assert coverage({"troop", "kherson"}, {"troop"}, lambda t: 2.0 if t == "kherson" else 1.0) == 1 / 3
+    assert coverages(
+        frozenset({"troop", "kherson"}), [frozenset({"troop"})], lambda t: 2.0 if t == "kherson" else 1.0
+    ) == [1 / 3]
     assert expected_answer_type("In what year did it open?") == "date"
     assert expected_answer_type("How many troops?") == "number"
     assert expected_answer_type("Who led them?") == "person"
@@ -32,7 +34,7 @@ def test_lexical_features() -> None:
     assert matches_answer_type("person", "Who met Rollo?", "Rollo met Charles.")
 
 
-def test_coverages_weigh_each_question_term_once_and_match_coverage() -> None:
+def test_coverages_weigh_each_question_term_once_and_score_each_sentence_alone() -> None:
     question = frozenset({"troop", "kherson", "withdrew"})
     sentences = [frozenset({"troop"}), frozenset(), frozenset({"kherson", "withdrew", "city"}), question]
     calls: list[str] = []
@@ -43,7 +45,7 @@ def test_coverages_weigh_each_question_term_once_and_match_coverage() -> None:
 
     got = coverages(question, sentences, idf)
     assert sorted(calls) == sorted(question)  # once a term, not once a term and sentence
-    assert got == [coverage(question, s, idf) for s in sentences]
+    assert got == [coverages(question, [s], idf)[0] for s in sentences]  # no sentence sways another
     assert got == pytest.approx([1 / 4.5, 0.0, 3.5 / 4.5, 1.0])
     assert coverages(question, sentences, lambda term: 0.0) == [0.0] * 4  # no weight: no coverage
 
