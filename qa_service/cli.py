@@ -124,6 +124,7 @@ def serve(
     # Each worker process builds its app from the environment: pass on what the options changed.
     os.environ["QA_INDEX_DIR"] = str(settings.index_dir)
     os.environ["QA_HOST"] = str(bind["host"])
+    os.environ["QA_WORKERS"] = str(workers)  # each worker's share of the cores (QA_MAX_CONCURRENT_ANSWERS)
     serve_workers(workers, **bind)  # new connections go to the worker holding the fewest
 
 

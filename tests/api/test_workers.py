@@ -155,9 +155,17 @@ def test_serve_spreads_keep_alive_connections_over_workers(tmp_path: Path, seeds
             counts = _connections_by_worker(pids, port)
             # (the children include multiprocessing's resource tracker, which holds none)
             assert sorted(n for n in counts.values() if n) == [4, 4], counts
+            # each worker is told how many there are: its answer slots are its share of the cores
+            assert all(_environment(pid).get("QA_WORKERS") == "2" for pid, n in counts.items() if n)
             for conn in clients:
                 conn.close()
             time.sleep(0.3)
+
+
+def _environment(pid: int) -> dict[str, str]:
+    import psutil
+
+    return dict(psutil.Process(pid).environ())
 
 
 def _connect_and_request(port: int, n: int) -> list[socket.socket]:
