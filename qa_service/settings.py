@@ -241,6 +241,13 @@ class Settings(BaseSettings):
         "throughput at high concurrency stays that of the best level instead of collapsing, and worker "
         "processes do not each take every core (README, Performance).",
     )
+    answer_threads: int = Field(
+        8,
+        ge=1,
+        le=1024,
+        description="HTTP requests per process whose answers hold a worker thread at once (default: four "
+        "per answer slot); more wait, first come first served, in the event loop (README, Performance).",
+    )
     llm_max_concurrent: int = Field(
         4, ge=1, description="Generative answers in flight per process; more get 503 with Retry-After."
     )
@@ -343,6 +350,8 @@ class Settings(BaseSettings):
         cores (measured: p95 at concurrency 8 about 12 ms higher, throughput no better)."""
         if "max_concurrent_answers" not in self.model_fields_set and self.workers > 1:
             self.max_concurrent_answers = max(1, available_cores() // self.workers)
+        if "answer_threads" not in self.model_fields_set:
+            self.answer_threads = 4 * self.max_concurrent_answers
         return self
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from qa_service import __version__, collection_refs
+from qa_service.api.admission import AnswerAdmission
 from qa_service.api.errors import install_error_handlers
 from qa_service.api.mcp_http import mcp_lifespan, mcp_route
 from qa_service.api.middleware import REQUEST_ID_HEADER, BodySizeLimitMiddleware, RequestContextMiddleware
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
     )
     app.state.settings = settings
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    app.state.admission = AnswerAdmission(settings.answer_threads)
     app.state.auth_failures = RateLimiter(settings.auth_failures_per_minute, settings.auth_failures_burst)
 
     def index_size() -> tuple[int, int]:

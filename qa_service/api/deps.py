@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from qa_service.api.admission import AnswerAdmission
 from qa_service.api.blocking import bounded_wait
 from qa_service.api.observability import Metrics
 from qa_service.api.security import (
@@ -47,6 +48,11 @@ async def get_conversations(request: Request) -> ConversationStore:
 async def get_questions(request: Request) -> QuestionLog | None:
     questions: QuestionLog | None = getattr(request.app.state, "questions", None)
     return questions
+
+
+async def get_admission(request: Request) -> AnswerAdmission:
+    admission: AnswerAdmission = request.app.state.admission
+    return admission
 
 
 async def get_shared(request: Request) -> SharedState:
@@ -173,6 +179,7 @@ QuestionsDep = Annotated[QuestionLog | None, Depends(get_questions)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SharedDep = Annotated[SharedState, Depends(get_shared)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+AdmissionDep = Annotated[AnswerAdmission, Depends(get_admission)]
 KeysDep = Annotated[KeyStore, Depends(get_keys)]
 # A route may take both a router-level `dependencies=[ChatAuth]` and a `PrincipalDep` parameter: they
 # are the same callable, so FastAPI resolves it once per request (one key lookup, one rate-limit hit).

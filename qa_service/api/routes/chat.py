@@ -9,7 +9,15 @@ from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from qa_service.api.deps import ChatAuth, ConversationsDep, MetricsDep, PrincipalDep, QuestionsDep, ServiceDep
+from qa_service.api.deps import (
+    AdmissionDep,
+    ChatAuth,
+    ConversationsDep,
+    MetricsDep,
+    PrincipalDep,
+    QuestionsDep,
+    ServiceDep,
+)
 from qa_service.api.routes.responses import errors
 from qa_service.api.schemas import ChatRequest, ChatResponse
 from qa_service.api.scopes import askable
@@ -51,6 +59,7 @@ async def chat(
     metrics: MetricsDep,
     questions: QuestionsDep,
     principal: PrincipalDep,
+    admission: AdmissionDep,
     accept: str | None = Header(None, include_in_schema=False),
 ) -> ChatResponse | StreamingResponse:
     if body.conversation_id:
@@ -61,7 +70,7 @@ async def chat(
         return StreamingResponse(
             _stream(body, service, conversations, metrics, questions), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS
         )
-    result = await run_in_threadpool(
+    result = await admission.run(
         converse,
         service,
         conversations,

@@ -14,7 +14,15 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from qa_service.api.deps import ChatAuth, ConversationsDep, MetricsDep, PrincipalDep, QuestionsDep, ServiceDep
+from qa_service.api.deps import (
+    AdmissionDep,
+    ChatAuth,
+    ConversationsDep,
+    MetricsDep,
+    PrincipalDep,
+    QuestionsDep,
+    ServiceDep,
+)
 from qa_service.api.routes.responses import errors
 from qa_service.api.schemas import (
     CompletionChoice,
@@ -80,6 +88,7 @@ async def completions(
     metrics: MetricsDep,
     questions: QuestionsDep,
     principal: PrincipalDep,
+    admission: AdmissionDep,
 ) -> CompletionResponse | StreamingResponse:
     question, history = _question_and_history(body, service)
     collection = target_collection(body)
@@ -100,7 +109,7 @@ async def completions(
             questions,
         )
         return StreamingResponse(chunks, media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
-    result = await run_in_threadpool(
+    result = await admission.run(
         converse,
         service,
         conversations,
