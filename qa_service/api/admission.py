@@ -13,7 +13,8 @@ answer slot) are, in order of arrival, and the rest wait in the event loop as co
 nothing. Admitted questions still meet in forward passes: those waiting for a slot are reserved for
 the embedding batcher (`qa_service.embed_batching`), and batches of 4-8 questions already cost the
 least a question (a batch of 16 costs more a question than one of 8: padding and cache). Streamed
-answers run on their own threads and are bounded by the answer slots alone.
+answers, MCP tool calls and Slack events run on threads of their own and are bounded by the answer
+slots alone.
 """
 
 from __future__ import annotations
