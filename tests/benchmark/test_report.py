@@ -61,3 +61,21 @@ def test_micro_batching_off_rows_compare_with_the_reference() -> None:
     assert "| HTTP throughput at c=1, micro-batching off (req/s) | 50.0 | – | – |" in table
     assert "| HTTP p95 at c=64, micro-batching off (ms) | 40.0 | – | – |" in table
     assert "| HTTP throughput at c=64 (req/s) | 800 | 200 | 4.00× |" in table
+
+
+def test_worker_rows_compare_with_the_reference_server_at_every_level() -> None:
+    """Our worker processes against the reference's one server (it has no workers option)."""
+    ours = {**_side(100, 20), "http_workers": _side(200, 10)["http"]}
+    table = markdown({"ours": ours, "reference": _side(25, 80)})
+    assert "| HTTP throughput at c=8, worker processes (req/s) | 566 | 70.7 | 8.00× |" in table
+    assert "| HTTP throughput at c=32, worker processes (req/s) | 1,131 | 141 | 8.00× |" in table
+    assert "| HTTP p95 at c=64, worker processes (ms) | 10.0 | 80.0 | 0.12× |" in table
+
+
+def test_indexing_until_saved_adds_the_reference_save_time() -> None:
+    """Ours is on disk when indexing returns; the reference's store is saved afterwards."""
+    ours = {"http": {}, "measure": {"squad": {"sentences": 700, "index_seconds": 2.0}}}
+    reference = {"http": {}, "measure": {"squad": {"sentences": 700, "index_seconds": 5.0, "save_seconds": 2.0}}}
+    table = markdown({"ours": ours, "reference": reference})
+    assert "| Indexing until saved, SQuAD (sentences/s) | 350 | 100 | 3.50× |" in table
+    assert "| Indexing until saved, synthetic (sentences/s) | – | – | – |" in table
