@@ -43,6 +43,9 @@ def test_bench_smoke(tmp_path: Path) -> None:
     ]  # fmt: skip
     if REFERENCE_PYTHON.exists():
         command += ["--reference-python", str(REFERENCE_PYTHON)]
+    # an earlier run's state database (here one no server could open): every run starts without it
+    (out / "work" / "ours").mkdir(parents=True)
+    (out / "work" / "ours" / "state.sqlite").write_bytes(b"not a database" * 1000)
     done = subprocess.run(
         command, cwd=tmp_path, env={**os.environ, "QA_SEEDS_DIR": str(SEEDS)}, capture_output=True, text=True
     )
