@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import re
 import threading
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Protocol, cast
 import numpy as np
 
 from qa_service.errors import ModelLoadError
+from qa_service.parallel_map import available_cores
 from qa_service.settings import DEFAULT_MODEL, default_model_cache
 
 _PACKAGED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
@@ -108,7 +108,7 @@ class SentenceTransformerEncoder:
         self._lock = threading.Lock()
         import torch
 
-        torch.set_num_threads(os.cpu_count() or 1)  # bulk embedding; OMP_NUM_THREADS=1 is for the query path
+        torch.set_num_threads(available_cores())  # bulk embedding; OMP_NUM_THREADS=1 is for the query path
 
     def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         if not texts:

@@ -192,3 +192,15 @@ def test_the_passage_index_can_search_narrower_than_the_sentence_index(tmp_path:
     assert isinstance(configured, FaissSQLiteDocumentStore)
     configured.apply([source("a", ["Otters hold hands."])], [])
     assert breadths(configured) == (200, 30)
+
+
+def test_bulk_adds_use_the_process_cores_and_searches_stay_on_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training and adding run on the cores the process may use (its CPU set), then back to one."""
+    calls: list[int] = []
+    real = vectors.faiss.omp_set_num_threads
+    monkeypatch.setattr(vectors, "available_cores", lambda: 3)
+    monkeypatch.setattr(vectors.faiss, "omp_set_num_threads", lambda n: (calls.append(n), real(n))[1])
+    index = vectors.faiss.IndexIDMap2(vectors.faiss.IndexFlatIP(8))
+    data = np.random.default_rng(0).standard_normal((20, 8)).astype(np.float32)
+    vectors._train_and_add(index, "Flat", np.arange(20), data)
+    assert calls == [3, 1] and index.ntotal == 20

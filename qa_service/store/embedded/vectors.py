@@ -30,10 +30,11 @@ import faiss
 import numpy as np
 
 from qa_service.errors import IndexMismatchError, InvalidInputError
+from qa_service.parallel_map import available_cores
 
 # Searches run single-threaded (OMP_NUM_THREADS=1, see qa_service/__init__); adding and training
-# are bulk work and use every core, in the calling thread only (OpenMP settings are per thread).
-_BULK_THREADS = os.cpu_count() or 1
+# are bulk work and use every core the process may run on (a container's CPU set, not the host's
+# count), in the calling thread only (OpenMP settings are per thread).
 # Past this many vectors the delta is merged into a new base: exact search over 10,000 vectors of
 # 384 floats is well under a millisecond, and a merge (clone + add + write) is paid once per that many.
 DELTA_MAX = 10_000
@@ -273,7 +274,7 @@ def _train_and_add(index: faiss.Index, spec: str, ids: np.ndarray, vectors: np.n
                 f"FAISS index {spec!r} needs at least {needed} vectors to train, got {len(vectors)}; "
                 "use QA_FAISS_INDEX=Flat for small corpora."
             )
-    faiss.omp_set_num_threads(_BULK_THREADS)
+    faiss.omp_set_num_threads(available_cores())
     try:
         if not index.is_trained:
             index.train(vectors)
