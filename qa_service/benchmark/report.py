@@ -56,27 +56,30 @@ def _reference_path(path: tuple[str, ...]) -> tuple[str, ...]:
     return ("http", *path[1:]) if path[0] == "http_workers" else path
 
 
-def _get(data: dict[str, Any], path: tuple[str, ...]) -> float | None:
-    if path[-1] == "saved_sentences_per_s":
-        return _saved_rate(data, path[:-1])
+def _node(data: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """What `path` leads to in `data`, or None where it stops short."""
     node: Any = data
     for key in path:
         if not isinstance(node, dict) or key not in node:
             return None
         node = node[key]
+    return node
+
+
+def _get(data: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    if path[-1] == "saved_sentences_per_s":
+        return _saved_rate(_node(data, path[:-1]))
+    node = _node(data, path)
     return float(node) if isinstance(node, int | float) else None
 
 
-def _saved_rate(data: dict[str, Any], path: tuple[str, ...]) -> float | None:
+def _saved_rate(measured: Any) -> float | None:
     """Sentences a second until the index is on disk: ours commits before `index_texts` returns; the
     reference's FAISS store is saved afterwards (`save_seconds`), and is lost on restart until then."""
-    node: Any = data
-    for key in path:
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    seconds = (node.get("index_seconds") or 0) + (node.get("save_seconds") or 0)
-    return node["sentences"] / seconds if seconds and node.get("sentences") else None
+    if not isinstance(measured, dict):
+        return None
+    seconds = (measured.get("index_seconds") or 0) + (measured.get("save_seconds") or 0)
+    return measured["sentences"] / seconds if seconds and measured.get("sentences") else None
 
 
 def _fmt(value: float | None) -> str:
