@@ -241,8 +241,8 @@ class Settings(BaseSettings):
         "throughput at high concurrency stays that of the best level instead of collapsing, and worker "
         "processes do not each take every core (README, Performance).",
     )
-    answer_threads: int = Field(
-        8,
+    answer_threads: int | None = Field(
+        None,
         ge=1,
         le=1024,
         description="HTTP requests per process whose answers hold a worker thread at once (default: four "
@@ -350,9 +350,12 @@ class Settings(BaseSettings):
         cores (measured: p95 at concurrency 8 about 12 ms higher, throughput no better)."""
         if "max_concurrent_answers" not in self.model_fields_set and self.workers > 1:
             self.max_concurrent_answers = max(1, available_cores() // self.workers)
-        if "answer_threads" not in self.model_fields_set:
-            self.answer_threads = 4 * self.max_concurrent_answers
         return self
+
+    def answer_thread_limit(self) -> int:
+        """QA_ANSWER_THREADS, or four per answer slot (derived when asked, so a copy of the settings
+        with other answer slots gets its own)."""
+        return self.answer_threads or 4 * self.max_concurrent_answers
 
     @model_validator(mode="after")
     def _generative_needs_a_model(self) -> "Settings":

@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, load_service: bool = True) -> F
     )
     app.state.settings = settings
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
-    app.state.admission = AnswerAdmission(settings.answer_threads)
+    app.state.admission = AnswerAdmission(settings.answer_thread_limit())
     app.state.auth_failures = RateLimiter(settings.auth_failures_per_minute, settings.auth_failures_burst)
 
     def index_size() -> tuple[int, int]:

@@ -80,9 +80,11 @@ def test_at_most_threads_run_and_the_rest_wait_in_order() -> None:
 
 
 def test_answer_threads_default_to_four_per_answer_slot() -> None:
-    assert Settings(max_concurrent_answers=3).answer_threads == 12
-    assert Settings(max_concurrent_answers=3, answer_threads=5).answer_threads == 5
-    assert admission_module.AnswerAdmission(Settings(max_concurrent_answers=1).answer_threads).threads == 4
+    assert Settings(max_concurrent_answers=3).answer_thread_limit() == 12
+    assert Settings(max_concurrent_answers=3, answer_threads=5).answer_thread_limit() == 5
+    assert admission_module.AnswerAdmission(Settings(max_concurrent_answers=1).answer_thread_limit()).threads == 4
+    copied = Settings(max_concurrent_answers=3).model_copy(update={"max_concurrent_answers": 1})
+    assert copied.answer_thread_limit() == 4  # derived from the copy's slots, not left at the original's
 
 
 @pytest.fixture
