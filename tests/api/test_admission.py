@@ -30,7 +30,8 @@ class Gate:
         self.lock = threading.Lock()
         self.active = self.peak = 0
         self.started: list[Any] = []
-        self.release = threading.Event()
+        self.release = threading.Event()  # lets every call finish
+        self.each: dict[Any, threading.Event] = {}  # or: lets the call with this tag finish
 
     def __call__(self, tag: Any, fail: bool = False) -> Any:
         with self.lock:
@@ -38,7 +39,7 @@ class Gate:
             self.peak = max(self.peak, self.active)
             self.started.append(tag)
         try:
-            assert self.release.wait(10)
+            assert self.each.get(tag, self.release).wait(10)
             if fail:
                 raise ValueError(f"failed {tag}")
             return tag
@@ -49,6 +50,7 @@ class Gate:
 
 def test_at_most_threads_run_and_the_rest_wait_in_order() -> None:
     gate = Gate()
+    gate.each = {i: threading.Event() for i in range(6)}
     admission = AnswerAdmission(2)
     results: list[Any] = []
     seen: dict[str, int] = {}
@@ -68,7 +70,14 @@ def test_at_most_threads_run_and_the_rest_wait_in_order() -> None:
                 await anyio.sleep(0.01)
             await anyio.sleep(0.05)
             seen.update(running=admission.running(), waiting=admission.waiting(), started=len(gate.started))
-            gate.release.set()
+            # Finish the calls one at a time, each after the previous freed place was taken: the
+            # order in which waiting calls start is then the limiter's alone (released together,
+            # two threads could record their starts in either order).
+            with anyio.fail_after(10):
+                for i in range(6):
+                    gate.each[i].set()
+                    while len(gate.started) < min(i + 3, 6):
+                        await anyio.sleep(0.005)
 
     anyio.run(main)
     assert seen == {"running": 2, "waiting": 4, "started": 2}
@@ -115,7 +124,7 @@ def test_chat_routes_hold_at_most_answer_threads(api_settings: Settings, gated: 
 
         futures = [pool.submit(post, r) for r in requests]
         deadline = time.monotonic() + 10
-        while app.state.admission.waiting() < 4 and time.monotonic() < deadline:
+        while (app.state.admission.waiting() < 4 or gated.active < 2) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert (gated.active, app.state.admission.running(), app.state.admission.waiting()) == (2, 2, 4)
         gated.release.set()
